@@ -1,0 +1,4 @@
+//! # latch: the broker
+#![forbid(unsafe_code)]
+
+pub mod eventlog;

@@ -1,0 +1,79 @@
+//! The events the broker appends to its log. Each is a fact, already decided: applying one
+//! to the [`crate::State`] never consults settings or the clock, so replaying the log always
+//! rebuilds the same state even after the config changed.
+//!
+//! Serialized adjacently tagged, `{"type": "...", "data": {...}}`, with the tag first so a
+//! reader can dispatch without buffering (replay of a million events must stay fast).
+
+use crate::grant::GrantId;
+use crate::pattern::HostPattern;
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Event {
+    /// A request was made (also for break-glass, auto-approved roles and extensions).
+    Requested(Requested),
+    /// A pending request was approved (by a person, or by latch for auto-approve and
+    /// break-glass). For an extension, `expires_at` is the parent grant's new expiry.
+    Approved(Approved),
+    Denied { id: GrantId, by: String, reason: String },
+    Cancelled { id: GrantId, by: String },
+    Revoked { id: GrantId, by: String, reason: Option<String> },
+    /// A pending request timed out, or an approved grant reached its expiry. `due` is when
+    /// it fell due, which on a restart after downtime is earlier than the line's time.
+    Expired { id: GrantId, due: DateTime<Utc> },
+    /// A user was locked out: every grant and standing role stops working until unlocked.
+    Locked { user: String, by: String, reason: String },
+    Unlocked { user: String, by: String },
+    /// Audit only: an authentication attempt with a key no user owns.
+    AuthRejected { fingerprint: String, source: String, login: String },
+    /// Audit only: the broker started with this config (SHA-256 of the file text).
+    BrokerStarted { config_sha256: String, version: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Requested {
+    pub id: GrantId,
+    pub user: String,
+    pub role: String,
+    pub hosts: HostPattern,
+    pub reason: Option<String>,
+    pub ticket: Option<String>,
+    /// After capping.
+    #[serde(with = "crate::duration::serde_human")]
+    pub duration: Duration,
+    #[serde(with = "crate::duration::serde_human_opt", default)]
+    pub capped_from: Option<Duration>,
+    pub start: Option<DateTime<Utc>>,
+    /// When the request times out if nobody approves it.
+    pub approval_deadline: DateTime<Utc>,
+    pub break_glass: bool,
+    pub extends: Option<GrantId>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Approved {
+    pub id: GrantId,
+    /// The approver, or `latch` for auto-approve and break-glass.
+    pub by: String,
+    pub hosts: Option<HostPattern>,
+    #[serde(with = "crate::duration::serde_human")]
+    pub duration: Duration,
+    pub reason: Option<String>,
+    pub starts_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl Event {
+    /// The event's type tag, as in the log (`requested`, `approved`, ...).
+    pub fn kind(&self) -> &'static str {
+        todo!()
+    }
+    /// The grant this event concerns, if any.
+    pub fn grant_id(&self) -> Option<GrantId> {
+        todo!()
+    }
+}
