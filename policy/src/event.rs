@@ -19,19 +19,47 @@ pub enum Event {
     /// A pending request was approved (by a person, or by latch for auto-approve and
     /// break-glass). For an extension, `expires_at` is the parent grant's new expiry.
     Approved(Approved),
-    Denied { id: GrantId, by: String, reason: String },
-    Cancelled { id: GrantId, by: String },
-    Revoked { id: GrantId, by: String, reason: Option<String> },
+    Denied {
+        id: GrantId,
+        by: String,
+        reason: String,
+    },
+    Cancelled {
+        id: GrantId,
+        by: String,
+    },
+    Revoked {
+        id: GrantId,
+        by: String,
+        reason: Option<String>,
+    },
     /// A pending request timed out, or an approved grant reached its expiry. `due` is when
     /// it fell due, which on a restart after downtime is earlier than the line's time.
-    Expired { id: GrantId, due: DateTime<Utc> },
+    Expired {
+        id: GrantId,
+        due: DateTime<Utc>,
+    },
     /// A user was locked out: every grant and standing role stops working until unlocked.
-    Locked { user: String, by: String, reason: String },
-    Unlocked { user: String, by: String },
+    Locked {
+        user: String,
+        by: String,
+        reason: String,
+    },
+    Unlocked {
+        user: String,
+        by: String,
+    },
     /// Audit only: an authentication attempt with a key no user owns.
-    AuthRejected { fingerprint: String, source: String, login: String },
+    AuthRejected {
+        fingerprint: String,
+        source: String,
+        login: String,
+    },
     /// Audit only: the broker started with this config (SHA-256 of the file text).
-    BrokerStarted { config_sha256: String, version: String },
+    BrokerStarted {
+        config_sha256: String,
+        version: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -70,10 +98,33 @@ pub struct Approved {
 impl Event {
     /// The event's type tag, as in the log (`requested`, `approved`, ...).
     pub fn kind(&self) -> &'static str {
-        todo!()
+        // Must agree with the serde tags (`rename_all = "snake_case"`); a test checks it.
+        match self {
+            Event::Requested(_) => "requested",
+            Event::Approved(_) => "approved",
+            Event::Denied { .. } => "denied",
+            Event::Cancelled { .. } => "cancelled",
+            Event::Revoked { .. } => "revoked",
+            Event::Expired { .. } => "expired",
+            Event::Locked { .. } => "locked",
+            Event::Unlocked { .. } => "unlocked",
+            Event::AuthRejected { .. } => "auth_rejected",
+            Event::BrokerStarted { .. } => "broker_started",
+        }
     }
     /// The grant this event concerns, if any.
     pub fn grant_id(&self) -> Option<GrantId> {
-        todo!()
+        match self {
+            Event::Requested(r) => Some(r.id),
+            Event::Approved(a) => Some(a.id),
+            Event::Denied { id, .. }
+            | Event::Cancelled { id, .. }
+            | Event::Revoked { id, .. }
+            | Event::Expired { id, .. } => Some(*id),
+            Event::Locked { .. }
+            | Event::Unlocked { .. }
+            | Event::AuthRejected { .. }
+            | Event::BrokerStarted { .. } => None,
+        }
     }
 }

@@ -24,7 +24,16 @@ impl std::str::FromStr for GrantId {
     type Err = String;
     /// Accepts `g17`, `G17` and `17`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        todo!()
+        let digits = s.strip_prefix(['g', 'G']).unwrap_or(s);
+        // `u64::from_str` alone would also take `+17`; ids are plain digits only.
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(format!(
+                "unknown id format: expected an id like g17, got {s:?}"
+            ));
+        }
+        digits.parse().map(GrantId).map_err(|_| {
+            format!("unknown id format: expected an id like g17, got {s:?} (too large)")
+        })
     }
 }
 
@@ -63,8 +72,27 @@ pub enum Action {
     Expire,
 }
 
+impl Action {
+    /// The verb as a user types it (`approve`, `revoke`...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Approve => "approve",
+            Action::Deny => "deny",
+            Action::Cancel => "cancel",
+            Action::Revoke => "revoke",
+            Action::Expire => "expire",
+        }
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("cannot {action:?} a grant that is {from}")]
+#[error("cannot {action} a grant that is {from}")]
 pub struct IllegalTransition {
     pub from: GrantStatus,
     pub action: Action,
@@ -73,14 +101,31 @@ pub struct IllegalTransition {
 impl GrantStatus {
     /// The transition table. Every (status, action) pair not listed is illegal.
     pub fn transition(self, action: Action) -> Result<GrantStatus, IllegalTransition> {
-        todo!()
+        use Action::*;
+        use GrantStatus::*;
+        match (self, action) {
+            (Pending, Approve) => Ok(Approved),
+            (Pending, Deny) => Ok(Denied),
+            (Pending, Cancel) => Ok(Cancelled),
+            (Pending, Expire) => Ok(Expired),
+            (Approved, Revoke) => Ok(Revoked),
+            (Approved, Expire) => Ok(Expired),
+            (from, action) => Err(IllegalTransition { from, action }),
+        }
     }
     /// Denied, cancelled, expired and revoked are final.
     pub fn is_final(self) -> bool {
-        todo!()
+        !matches!(self, GrantStatus::Pending | GrantStatus::Approved)
     }
     pub fn as_str(self) -> &'static str {
-        todo!()
+        match self {
+            GrantStatus::Pending => "pending",
+            GrantStatus::Approved => "approved",
+            GrantStatus::Denied => "denied",
+            GrantStatus::Cancelled => "cancelled",
+            GrantStatus::Expired => "expired",
+            GrantStatus::Revoked => "revoked",
+        }
     }
 }
 
@@ -152,11 +197,13 @@ impl Grant {
     /// True when this grant lets its user in at `now`: approved, started, not expired.
     /// Extension records never grant access themselves.
     pub fn is_active(&self, now: DateTime<Utc>) -> bool {
-        todo!()
+        self.status == GrantStatus::Approved
+            && self.extends.is_none()
+            && matches!((self.starts_at, self.expires_at), (Some(start), Some(end)) if start <= now && now < end)
     }
     /// Does this grant's host scope (requested AND narrowing pattern) cover `host`?
     /// The role's own patterns are checked by the decision, not here.
     pub fn covers_host(&self, host: &str) -> bool {
-        todo!()
+        self.hosts.matches(host) && self.approved_hosts.as_ref().is_none_or(|p| p.matches(host))
     }
 }

@@ -4,15 +4,42 @@
 //! append them durably to the log; then `state.apply(&event, ...)` for each. An operation
 //! never mutates; `apply` never decides (it only refuses an illegal transition). That is what
 //! makes the log the source of truth and restart a replay.
+//!
+//! # Layout
+//! - `apply`: folding one event into the state, and keeping the indexes in step.
+//! - `request`: `request` and `extend`, which create grants, and the duration rules.
+//! - `review`: what others do to a grant (`approve`, `deny`, `revoke`) and `cancel`.
+//! - `locks`: `lock_user` and `unlock_user`.
+//! - this file: the types, and the read-only queries.
+//!
+//! # Extension records
+//! `extend` creates a grant record of its own (`extends = Some(parent)`) so it is approved,
+//! denied, cancelled or timed out exactly like a request. Once approved it has done its work
+//! (the parent's expiry moved), so it stays `approved` as the record of that decision but
+//! leaves the open-grant and deadline indexes: it never expires on its own, never appears in
+//! [`State::open_grants_of`], and [`Grant::is_active`] is false for it.
 
-use crate::config::Settings;
+mod apply;
+#[cfg(test)]
+pub(crate) mod fixtures;
+mod locks;
+mod request;
+mod review;
+#[cfg(test)]
+mod tests;
+
+use crate::config::{Role, Settings, User};
 use crate::event::Event;
-use crate::grant::{Grant, GrantId, IllegalTransition};
-use chrono::{DateTime, Duration, Utc};
-use std::collections::{BTreeMap, HashMap};
+use crate::grant::{Grant, GrantId, GrantStatus, IllegalTransition};
+use chrono::{DateTime, Utc};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// The system actor: auto-approvals, break-glass approvals, expiries.
 pub const SYSTEM_ACTOR: &str = "latch";
+
+/// How far ahead `--start` may be. Further out is almost surely a typo, and a grant
+/// scheduled months ahead outlives the review that approved it.
+pub const MAX_START_AHEAD: chrono::Duration = chrono::Duration::days(30);
 
 /// Why an operation was refused. Each message says what was wrong and what to do.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -40,7 +67,10 @@ pub enum ApplyError {
     #[error("event refers to unknown grant {0}")]
     UnknownGrant(GrantId),
     #[error("grant {id}: {source}")]
-    Illegal { id: GrantId, source: IllegalTransition },
+    Illegal {
+        id: GrantId,
+        source: IllegalTransition,
+    },
     #[error("grant id {0} was already used")]
     DuplicateId(GrantId),
 }
@@ -94,16 +124,18 @@ pub struct State {
     open_by_user: HashMap<String, Vec<GrantId>>,
     locked: BTreeMap<String, Lock>,
     next_id: u64,
+    /// `(when it falls due, id)` for every grant that can still expire: pending requests
+    /// (their approval deadline) and approved grants (their expiry). Ordered, so the timer's
+    /// next deadline and the due list never scan the whole projection.
+    deadlines: BTreeSet<(DateTime<Utc>, GrantId)>,
 }
 
 impl State {
     pub fn new() -> State {
-        State { next_id: 1, ..Default::default() }
-    }
-
-    /// Apply one event from the log. `at` is the line's time, `actor` its actor.
-    pub fn apply(&mut self, event: &Event, at: DateTime<Utc>, actor: &str) -> Result<(), ApplyError> {
-        todo!()
+        State {
+            next_id: 1,
+            ..Default::default()
+        }
     }
 
     pub fn grant(&self, id: GrantId) -> Option<&Grant> {
@@ -119,87 +151,97 @@ impl State {
         self.locked.iter()
     }
 
+    /// The id the next request will get. `State::default()` starts at 0, which no request
+    /// may use (ids are shown as `g1`, `g2`...), hence the floor.
+    fn next_id(&self) -> GrantId {
+        GrantId(self.next_id.max(1))
+    }
+
     /// The earliest time at which something falls due (a pending request's approval
     /// deadline or a grant's expiry), for the broker's timer.
     pub fn next_deadline(&self) -> Option<DateTime<Utc>> {
-        todo!()
+        self.deadlines.first().map(|&(at, _)| at)
     }
 
     /// `Expired` events for everything due at or before `now`, in due order, each carrying
     /// its own due time.
     pub fn due(&self, now: DateTime<Utc>) -> Vec<Event> {
-        todo!()
-    }
-
-    // ---- operations: pure, return events ----
-
-    /// Create a request. Applies (in this order): user exists and is not locked; role exists
-    /// and is requestable by the user (or break-glass allowed); pattern valid; the pattern
-    /// can match at least one of the role's patterns' hosts is NOT required (patterns may
-    /// name hosts added later) but it must be valid; duration parsed, >= min, capped at the
-    /// role/global max (note says so); reason/ticket required per settings; break-glass:
-    /// role allows it, reason required, capped at break_glass_max_duration, TOTP checked
-    /// when the user has a secret. Auto-approve roles and break-glass produce
-    /// `Requested` + `Approved` by [`SYSTEM_ACTOR`].
-    pub fn request(&self, settings: &Settings, actor: &str, args: &RequestArgs, now: DateTime<Utc>) -> Result<Outcome, PolicyError> {
-        todo!()
-    }
-
-    /// Approve a pending request, optionally narrowing hosts and duration. Refuses
-    /// self-approval and non-approvers. For an extension, moves the parent's expiry.
-    pub fn approve(&self, settings: &Settings, actor: &str, id: GrantId, args: &ApproveArgs, now: DateTime<Utc>) -> Result<Outcome, PolicyError> {
-        todo!()
-    }
-
-    /// Deny a pending request. Reason required.
-    pub fn deny(&self, settings: &Settings, actor: &str, id: GrantId, reason: &str, now: DateTime<Utc>) -> Result<Outcome, PolicyError> {
-        todo!()
-    }
-
-    /// Revoke an approved grant: by an approver of its role, an admin, or its owner.
-    pub fn revoke(&self, settings: &Settings, actor: &str, id: GrantId, reason: Option<&str>, now: DateTime<Utc>) -> Result<Outcome, PolicyError> {
-        todo!()
-    }
-
-    /// Withdraw one's own pending request.
-    pub fn cancel(&self, settings: &Settings, actor: &str, id: GrantId, now: DateTime<Utc>) -> Result<Outcome, PolicyError> {
-        todo!()
-    }
-
-    /// Ask for more time on one's own approved, unexpired grant: a new request with
-    /// `extends` set, approved like any request.
-    pub fn extend(&self, settings: &Settings, actor: &str, id: GrantId, duration: &str, reason: Option<&str>, now: DateTime<Utc>) -> Result<Outcome, PolicyError> {
-        todo!()
-    }
-
-    /// Lock a user out (admins only; not oneself).
-    pub fn lock_user(&self, settings: &Settings, actor: &str, user: &str, reason: &str, now: DateTime<Utc>) -> Result<Outcome, PolicyError> {
-        todo!()
-    }
-
-    pub fn unlock_user(&self, settings: &Settings, actor: &str, user: &str, now: DateTime<Utc>) -> Result<Outcome, PolicyError> {
-        todo!()
+        self.deadlines
+            .iter()
+            .take_while(|&&(at, _)| at <= now)
+            .map(|&(due, id)| Event::Expired { id, due })
+            .collect()
     }
 
     /// May `actor` see this grant? Its owner, approvers of its role, admins, auditors.
     pub fn can_see(&self, settings: &Settings, actor: &str, grant: &Grant) -> bool {
-        todo!()
+        grant.user == actor
+            || settings.is_approver_for(actor, &grant.role)
+            || settings.is_admin(actor)
+            || settings.is_auditor(actor)
     }
 
     /// Pending requests `actor` may approve (not their own).
-    pub fn awaiting_approval_by<'a>(&'a self, settings: &'a Settings, actor: &'a str) -> Vec<&'a Grant> {
-        todo!()
+    pub fn awaiting_approval_by<'a>(
+        &'a self,
+        settings: &'a Settings,
+        actor: &'a str,
+    ) -> Vec<&'a Grant> {
+        // Every pending grant is open, so the open index is enough; no need to walk the
+        // (mostly final) history.
+        let mut pending: Vec<&Grant> = self
+            .open_by_user
+            .iter()
+            .filter(|(user, _)| user.as_str() != actor)
+            .flat_map(|(_, ids)| ids.iter().filter_map(|id| self.grants.get(id)))
+            .filter(|g| {
+                g.status == GrantStatus::Pending && settings.is_approver_for(actor, &g.role)
+            })
+            .collect();
+        pending.sort_by_key(|g| g.id);
+        pending
     }
 
     /// Open (pending or approved, not final) grants of a user.
     pub fn open_grants_of(&self, user: &str) -> Vec<&Grant> {
-        todo!()
+        self.open_grants_iter(user).collect()
+    }
+
+    /// [`State::open_grants_of`] without the allocation, for the decision's hot path. In id
+    /// order.
+    pub(crate) fn open_grants_iter<'a>(
+        &'a self,
+        user: &str,
+    ) -> impl Iterator<Item = &'a Grant> + 'a {
+        self.open_by_user
+            .get(user)
+            .map(|ids| ids.as_slice())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|id| self.grants.get(id))
     }
 
     /// Approved grants a revoke/expiry/lock affects, for cutting sessions (used by the
     /// data plane): given an event, the grant ids and users whose access it ended.
+    ///
+    /// Works whether it is called before or after the event is applied: a revoke or expiry
+    /// ends access when the grant had been approved (an approval-timeout expiry ends
+    /// nothing); a lock ends every approved grant the user holds open.
     pub fn ended_by(&self, event: &Event) -> Vec<GrantId> {
-        todo!()
+        match event {
+            Event::Revoked { id, .. } | Event::Expired { id, .. } => self
+                .grants
+                .get(id)
+                .filter(|g| g.extends.is_none() && g.approved_at.is_some())
+                .map(|g| vec![g.id])
+                .unwrap_or_default(),
+            Event::Locked { user, .. } => self
+                .open_grants_iter(user)
+                .filter(|g| g.status == GrantStatus::Approved && g.extends.is_none())
+                .map(|g| g.id)
+                .collect(),
+            _ => Vec::new(),
+        }
     }
 
     /// Number of grants (for metrics and benchmarks).
@@ -211,6 +253,105 @@ impl State {
         self.grants.is_empty()
     }
 
-    #[doc(hidden)]
-    pub fn _unused(_: Duration) {}
+    /// Look up a grant for an operation, with the message the user needs when it is not
+    /// there.
+    fn find(&self, id: GrantId) -> Result<&Grant, PolicyError> {
+        self.grants
+            .get(&id)
+            .ok_or_else(|| PolicyError::NotFound(format!("no request {id}; run 'list' to see ids")))
+    }
+
+    /// The actor as a user who may ask for access: configured and not locked out.
+    fn requester<'s>(&self, settings: &'s Settings, actor: &str) -> Result<&'s User, PolicyError> {
+        let user = settings.user(actor).ok_or_else(|| {
+            PolicyError::Forbidden(format!(
+                "'{actor}' is not a configured user; ask an admin to add you to the config"
+            ))
+        })?;
+        if let Some(lock) = self.locked.get(actor) {
+            return Err(PolicyError::Forbidden(format!(
+                "you are locked out (by {} at {}: {}); ask an admin to unlock you",
+                lock.by,
+                fmt_time(lock.at),
+                lock.reason
+            )));
+        }
+        Ok(user)
+    }
+}
+
+/// Times in messages: RFC 3339 UTC to the second, as in the JSON.
+pub(crate) fn fmt_time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// A free-text argument, with blank treated as absent (`--reason ''` is no reason).
+fn non_empty(text: Option<&str>) -> Option<String> {
+    text.map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_string)
+}
+
+/// Who approves a role, for messages: `security-admin` or `security-admin or sre`.
+fn approvers_text(role: &Role) -> String {
+    role.approvers.join(" or ")
+}
+
+/// What became of a grant, for conflict messages: `g3 is already approved (by bob at ...)`.
+fn status_text(grant: &Grant) -> String {
+    let id = grant.id;
+    let when = |t: Option<DateTime<Utc>>| {
+        t.map(fmt_time)
+            .unwrap_or_else(|| "an unknown time".to_string())
+    };
+    let by = |who: &Option<String>| who.as_deref().unwrap_or(SYSTEM_ACTOR).to_string();
+    match grant.status {
+        GrantStatus::Pending => format!("{id} is still pending approval"),
+        GrantStatus::Approved => {
+            format!(
+                "{id} is already approved (by {} at {})",
+                by(&grant.approved_by),
+                when(grant.approved_at)
+            )
+        }
+        GrantStatus::Denied => {
+            format!(
+                "{id} was already denied (by {} at {})",
+                by(&grant.denied_by),
+                when(grant.ended_at)
+            )
+        }
+        GrantStatus::Cancelled => {
+            format!(
+                "{id} was already cancelled (by {} at {})",
+                by(&grant.cancelled_by),
+                when(grant.ended_at)
+            )
+        }
+        GrantStatus::Revoked => {
+            format!(
+                "{id} was already revoked (by {} at {})",
+                by(&grant.revoked_by),
+                when(grant.ended_at)
+            )
+        }
+        GrantStatus::Expired if grant.approved_at.is_none() => {
+            format!(
+                "{id} already timed out waiting for approval (at {})",
+                when(grant.ended_at)
+            )
+        }
+        GrantStatus::Expired => format!("{id} already expired (at {})", when(grant.ended_at)),
+    }
+}
+
+/// `at + d`, refusing instead of panicking where chrono's range ends.
+fn later(at: DateTime<Utc>, d: chrono::Duration) -> Result<DateTime<Utc>, PolicyError> {
+    at.checked_add_signed(d).ok_or_else(|| {
+        PolicyError::Invalid(format!(
+            "{} after {} is out of range",
+            crate::duration::format(d),
+            fmt_time(at)
+        ))
+    })
 }
