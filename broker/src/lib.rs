@@ -1,4 +1,27 @@
 //! # latch: the broker
+//!
+//! The `latch` binary's library: everything with sockets, files, timers. The decisions
+//! themselves live in the pure `policy` crate.
+//!
+//! # Layout
+//! - [`config_file`]: finding and loading the config, or the embedded default.
+//! - [`template`]: the documented config `latch init` writes (the config reference).
+//! - [`eventlog`]: the append-only, hash-chained, fsynced event log and its verifier.
+//! - [`broker`]: state (the log's projection) + log under one lock; the only way to change state.
+//! - [`timers`]: pending requests time out and grants expire on time.
+//! - [`server`]: the russh SSH server and per-connection handler.
+//! - [`commands`]: the command interface over SSH (`request`, `approve`, ...).
+//! - [`host_key`], [`secret_file`]: the broker's SSH host key; key files kept 0600.
+//! - [`serve`]: wiring it together for `latch serve`.
 #![forbid(unsafe_code)]
 
+pub mod broker;
+pub mod commands;
+pub mod config_file;
 pub mod eventlog;
+pub mod host_key;
+pub mod secret_file;
+pub mod serve;
+pub mod server;
+pub mod template;
+pub mod timers;

@@ -1,1 +1,260 @@
-fn main() {}
+//! The `latch` binary: parses flags and calls into the library. Errors are printed with
+//! their chain and map to a non-zero exit status.
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use latch::config_file::{self, ConfigSource, LoadedConfig};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "latch",
+    version,
+    about = "latch: a just-in-time SSH access broker"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Write a documented config (DIR/latch.toml) and the state directory.
+    Init {
+        /// Where to write latch.toml (the state directory goes in DIR/latch-data).
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Run the broker. Without --config: ./latch.toml if present, else the embedded default.
+    Serve {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Listen here instead of server.ssh_listen (port 0 picks a free port).
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Config commands.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCmd,
+    },
+    /// Audit trail commands.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCmd,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCmd {
+    /// Validate a config and report every problem with its location.
+    Check {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCmd {
+    /// Walk the event log's hash chain; name the first line that was edited, removed or reordered.
+    Verify {
+        /// The log file (default: events.jsonl in the config's state directory).
+        file: Option<PathBuf>,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("latch: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Cmd::Init { dir } => init(&dir).map(|_| ExitCode::SUCCESS),
+        Cmd::Serve { config, listen } => serve(config.as_deref(), listen),
+        Cmd::Config {
+            command: ConfigCmd::Check { config },
+        } => config_check(config.as_deref()),
+        Cmd::Audit {
+            command: AuditCmd::Verify { file, config },
+        } => audit_verify(file, config.as_deref()),
+    }
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter =
+        EnvFilter::try_from_env("LATCH_LOG").unwrap_or_else(|_| EnvFilter::new("info,russh=warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn init(dir: &Path) -> Result<()> {
+    let config_path = dir.join(config_file::DEFAULT_FILE);
+    if config_path.exists() {
+        bail!(
+            "{} already exists; not overwriting it (move it away to start over)",
+            config_path.display()
+        );
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let (admin, key_files) = config_file::local_admin();
+    let text = latch::template::render(&admin, "127.0.0.1:2222", "./latch-data");
+    std::fs::write(&config_path, &text)
+        .with_context(|| format!("writing {}", config_path.display()))?;
+    let loaded = config_file::load_file(&config_path)?;
+    latch::broker::create_private_dir(&loaded.state_dir)?;
+    let (key, _) = latch::host_key::load_or_generate(&loaded.state_dir)?;
+    println!(
+        "Wrote {} (every key is documented in the file).",
+        config_path.display()
+    );
+    println!(
+        "State directory: {} (mode 0700)",
+        loaded.state_dir.display()
+    );
+    if key_files.is_empty() {
+        println!("No ~/.ssh/*.pub key found: add your public key to the first [[users]] entry.");
+    } else {
+        for f in &key_files {
+            println!("Trusting {} as user {:?} (admin).", f.display(), admin.name);
+        }
+    }
+    println!(
+        "Broker host key: {}",
+        key.public_key().to_openssh().unwrap_or_default()
+    );
+    println!("\nNext: latch serve --config {}", config_path.display());
+    Ok(())
+}
+
+fn load(config: Option<&Path>) -> Result<LoadedConfig> {
+    Ok(config_file::load(config)?)
+}
+
+fn serve(config: Option<&Path>, listen: Option<String>) -> Result<ExitCode> {
+    init_tracing();
+    let loaded = load(config)?;
+    match &loaded.source {
+        ConfigSource::File(p) => tracing::info!(config = %p.display(), "loaded config"),
+        ConfigSource::EmbeddedDefault { trusted_key_files } => {
+            tracing::warn!("no config given and no ./latch.toml: running on the EMBEDDED DEFAULT (for trying latch out; run `latch init` for a real setup)");
+            if trusted_key_files.is_empty() {
+                tracing::warn!("no ~/.ssh/*.pub keys found: nobody can log in. Create one with `ssh-keygen -t ed25519` and restart");
+            }
+            for f in trusted_key_files {
+                tracing::warn!(key = %f.display(), user = %loaded.settings.users.first().map(|u| u.name.as_str()).unwrap_or(""), "embedded default trusts this key as an ADMIN");
+            }
+        }
+    }
+    let addr = match listen {
+        Some(a) => a
+            .parse()
+            .with_context(|| format!("--listen {a:?} is not an address like 127.0.0.1:2222"))?,
+        None => loaded.settings.server.ssh_listen,
+    };
+    let prepared = latch::serve::prepare(&loaded)?;
+    tracing::info!(
+        state_dir = %loaded.state_dir.display(),
+        events = prepared.replay.events,
+        grants = prepared.replay.grants,
+        "replayed event log"
+    );
+    if let Some(r) = &prepared.replay.recovered {
+        tracing::warn!(recovery = %r, "recovered from a torn write at the end of the event log");
+    }
+    if prepared.host_key_generated {
+        tracing::info!(path = %latch::host_key::path(&loaded.state_dir).display(), "generated a new SSH host key");
+    }
+    let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+        let bound = listener.local_addr()?;
+        tracing::info!(
+            fingerprint = %prepared.host_key.public_key().fingerprint(Default::default()),
+            "listening on {bound}"
+        );
+        // One machine-readable line on stdout: tests and scripts wait for it.
+        println!("latch listening on {bound}");
+        let shutdown = async {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+            }
+            tracing::info!("shutting down");
+        };
+        latch::serve::run(prepared, listener, shutdown).await?;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn config_check(config: Option<&Path>) -> Result<ExitCode> {
+    let path = match config {
+        Some(p) => p.to_path_buf(),
+        None if Path::new(config_file::DEFAULT_FILE).exists() => {
+            PathBuf::from(config_file::DEFAULT_FILE)
+        }
+        None => {
+            bail!("no config to check: give --config FILE (or run in a directory with latch.toml)")
+        }
+    };
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    match policy::Settings::from_toml(&text) {
+        Ok(s) => {
+            println!(
+                "{}: OK ({} users, {} roles, {} hosts)",
+                path.display(),
+                s.users.len(),
+                s.roles.len(),
+                s.hosts.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprint!("{}: {e}", path.display());
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+fn audit_verify(file: Option<PathBuf>, config: Option<&Path>) -> Result<ExitCode> {
+    let path = match file {
+        Some(f) => f,
+        None => load(config)?.state_dir.join(latch::eventlog::LOG_FILE),
+    };
+    let report =
+        latch::eventlog::verify(&path).with_context(|| format!("verifying {}", path.display()))?;
+    match report.problem {
+        None => {
+            println!(
+                "{}: OK, {} events, chain intact",
+                path.display(),
+                report.lines_verified
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(p) => {
+            println!(
+                "{}: TAMPERED OR DAMAGED after {} good events",
+                path.display(),
+                report.lines_verified
+            );
+            println!("{p}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
