@@ -11,8 +11,15 @@
 use crate::pattern::HostPattern;
 use chrono::Duration;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+
+mod key;
+mod read;
+mod suggest;
+#[cfg(test)]
+mod tests;
+mod validate;
 
 /// The file as written. Unknown keys are errors (`deny_unknown_fields`), so a typo such as
 /// `aprovers` is reported instead of silently ignored.
@@ -108,7 +115,13 @@ pub struct Settings {
     pub users: Vec<User>,
     pub roles: Vec<Role>,
     pub hosts: Vec<Host>,
-    // Implementation: name -> index maps, key -> user index map.
+    /// Name -> index into `users`, and likewise below: lookups happen on every connection
+    /// and command, so they should not scan.
+    user_index: HashMap<String, usize>,
+    role_index: HashMap<String, usize>,
+    host_index: HashMap<String, usize>,
+    /// [`UserKey::canonical`] -> index into `users`: how a connecting key finds its user.
+    key_index: HashMap<String, usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -151,8 +164,13 @@ pub struct UserKey {
 
 impl UserKey {
     /// Parse an OpenSSH public key line (`ssh-ed25519 AAAA... comment`).
+    ///
+    /// Accepted: `ssh-ed25519`, `ssh-rsa`, `ecdsa-sha2-nistp256/384/521`,
+    /// `sk-ssh-ed25519@openssh.com`, `sk-ecdsa-sha2-nistp256@openssh.com`. Certificates and
+    /// `authorized_keys` options are refused. The base64 is stored re-encoded, so two
+    /// spellings of one key compare equal.
     pub fn parse(line: &str) -> Result<UserKey, String> {
-        todo!()
+        key::parse(line)
     }
     /// `algorithm base64`, the identity used for lookups (no comment).
     pub fn canonical(&self) -> String {
@@ -162,7 +180,12 @@ impl UserKey {
 
 impl fmt::Debug for UserKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "UserKey({} …{})", self.algorithm, &self.base64[self.base64.len().saturating_sub(8)..])
+        write!(
+            f,
+            "UserKey({} …{})",
+            self.algorithm,
+            &self.base64[self.base64.len().saturating_sub(8)..]
+        )
     }
 }
 
@@ -245,47 +268,110 @@ impl fmt::Display for ConfigError {
 
 impl Settings {
     /// Parse TOML text and validate it. TOML syntax errors become one issue carrying the
-    /// line and column.
+    /// line and column. Unknown keys and values of the wrong type are reported together with
+    /// everything validation finds in the rest of the file.
     pub fn from_toml(text: &str) -> Result<Settings, ConfigError> {
-        todo!()
+        let (raw, mut issues) = read::read(text);
+        let Some(raw) = raw else {
+            return Err(ConfigError { issues });
+        };
+        match validate::validate(&raw) {
+            Ok(settings) if issues.is_empty() => Ok(settings),
+            Ok(_) => Err(ConfigError { issues }),
+            Err(found) => {
+                // A key of the wrong type was left out of `raw`, so validation may report it
+                // again as missing; the reader's message is the useful one.
+                let reported: Vec<String> = issues.iter().map(|i| i.location.clone()).collect();
+                issues.extend(
+                    found
+                        .into_iter()
+                        .filter(|i| !reported.contains(&i.location)),
+                );
+                Err(ConfigError { issues })
+            }
+        }
     }
 
     /// Validate a raw config, collecting every issue.
     pub fn from_raw(raw: &RawConfig) -> Result<Settings, ConfigError> {
-        todo!()
+        validate::validate(raw).map_err(|issues| ConfigError { issues })
     }
 
     pub fn user(&self, name: &str) -> Option<&User> {
-        todo!()
+        lookup(&self.users, &self.user_index, name, |u| u.name == name)
     }
     pub fn role(&self, name: &str) -> Option<&Role> {
-        todo!()
+        lookup(&self.roles, &self.role_index, name, |r| r.name == name)
     }
     pub fn host(&self, name: &str) -> Option<&Host> {
-        todo!()
+        lookup(&self.hosts, &self.host_index, name, |h| h.name == name)
     }
     /// The user owning this key (`algorithm base64`, as [`UserKey::canonical`]).
     pub fn user_by_key(&self, canonical_key: &str) -> Option<&User> {
-        todo!()
+        lookup(&self.users, &self.key_index, canonical_key, |u| {
+            u.keys.iter().any(|k| k.canonical() == canonical_key)
+        })
     }
     /// Does `user` hold (as a standing role) any role in `roles`?
     pub fn holds_any(&self, user: &str, roles: &[String]) -> bool {
-        todo!()
+        self.user(user)
+            .is_some_and(|u| u.roles.iter().any(|r| roles.contains(r)))
     }
     /// Can `user` approve requests for `role`? (Self-approval is checked separately.)
     pub fn is_approver_for(&self, user: &str, role: &str) -> bool {
-        todo!()
+        self.role(role)
+            .is_some_and(|r| self.holds_any(user, &r.approvers))
     }
     /// Does `user` hold a standing role with `admin = true`?
     pub fn is_admin(&self, user: &str) -> bool {
-        todo!()
+        self.standing_roles(user).any(|r| r.admin)
     }
     /// Does `user` hold a standing role with `auditor = true` (or admin)?
     pub fn is_auditor(&self, user: &str) -> bool {
-        todo!()
+        self.standing_roles(user).any(|r| r.auditor || r.admin)
     }
     /// The effective cap for a role: min(role.max_duration, jit.max_duration).
     pub fn max_duration_for(&self, role: &Role) -> Duration {
-        todo!()
+        role.max_duration
+            .map_or(self.jit.max_duration, |d| d.min(self.jit.max_duration))
+    }
+
+    fn standing_roles<'a>(&'a self, user: &str) -> impl Iterator<Item = &'a Role> + 'a {
+        let names = self
+            .user(user)
+            .map(|u| u.roles.as_slice())
+            .unwrap_or_default();
+        names.iter().filter_map(|name| self.role(name))
+    }
+}
+
+/// Index lookup, confirmed by `is_match`. The vectors are public, so a caller may have
+/// changed them since validation; then the index can be stale and we fall back to a scan
+/// rather than return the wrong entry.
+fn lookup<'a, T>(
+    items: &'a [T],
+    index: &HashMap<String, usize>,
+    key: &str,
+    is_match: impl Fn(&T) -> bool,
+) -> Option<&'a T> {
+    match index.get(key).and_then(|&i| items.get(i)) {
+        Some(found) if is_match(found) => Some(found),
+        _ => items.iter().find(|t| is_match(t)),
+    }
+}
+
+/// Location of entry `index` of `section`, with its name when it has one, like
+/// `users[2] (alice)`, so a reader need not count `[[users]]` blocks. A name that could be
+/// confused with the punctuation around it is quoted.
+fn item(section: &str, index: usize, name: Option<&str>) -> String {
+    match name {
+        None | Some("") => format!("{section}[{index}]"),
+        Some(n)
+            if n.chars()
+                .all(|c| c.is_alphanumeric() || "-_.@+".contains(c)) =>
+        {
+            format!("{section}[{index}] ({n})")
+        }
+        Some(n) => format!("{section}[{index}] ({n:?})"),
     }
 }
