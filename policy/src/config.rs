@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 mod key;
+mod names;
 mod read;
 mod suggest;
 #[cfg(test)]

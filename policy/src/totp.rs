@@ -32,7 +32,8 @@ pub fn decode_secret(base32: &str) -> Result<Vec<u8>, String> {
             d @ '2'..='7' => d as u32 - '2' as u32 + 26,
             _ => {
                 return Err(format!(
-                    "not base32: {c:?} is not one of A-Z and 2-7 (did a 0, 1 or 8 slip in for O, I or B?)"
+                    "not base32: {c:?} is not one of A-Z and 2-7 (did a 0, 1 or 8 \
+                    slip in for O, I or B?)"
                 ))
             }
         };

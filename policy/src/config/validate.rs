@@ -4,6 +4,7 @@
 //! one run of `latch config check` lists everything to fix. Settings are built only when
 //! nothing was found, so code holding a [`Settings`] can trust every field.
 
+use super::names::{address_problem, host_name_problem, login_problem, name_problem};
 use super::suggest::did_you_mean;
 use super::{
     item, key, ConfigIssue, Host, JitSettings, RawConfig, RawHost, RawJit, RawRole, RawServer,
@@ -27,8 +28,6 @@ const DEFAULT_BREAK_GLASS_MAX: Duration = Duration::hours(1);
 /// RFC 4226 requires at least 128 bits and recommends 160; 80 bits is the floor common
 /// authenticator apps still generate, so that is the least we take.
 const MIN_TOTP_SECRET_BYTES: usize = 10;
-/// The longest login name Linux `useradd` accepts.
-const MAX_LOGIN_CHARS: usize = 32;
 
 pub(super) fn validate(raw: &RawConfig) -> Result<Settings, Vec<ConfigIssue>> {
     let mut v = Validator::default();
@@ -550,83 +549,4 @@ impl Validator {
             labels: raw.labels.clone(),
         }
     }
-}
-
-/// Shared rules for user and role names, which are typed as command arguments.
-fn name_problem(name: &str) -> Option<&'static str> {
-    if name.is_empty() {
-        Some("is empty")
-    } else if name.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        Some("contains whitespace or a control character")
-    } else if name.starts_with('-') {
-        Some("starts with '-', which commands would read as an option")
-    } else if name.contains('@') {
-        Some("contains '@', which separates login, host and bastion in ssh user names")
-    } else if name.contains(':') {
-        Some("contains ':', which scp and rsync read as the start of a path")
-    } else {
-        None
-    }
-}
-
-/// Login names go into certificates as principals and into target sshd's account lookup;
-/// we stay permissive (uppercase, digits, dots are fine) but refuse what can never be an
-/// account or would be misread on the way.
-fn login_problem(login: &str) -> Option<&'static str> {
-    if let Some(problem) = name_problem(login) {
-        Some(problem)
-    } else if login.contains('/') {
-        Some("contains '/', which no account name can")
-    } else if login.chars().count() > MAX_LOGIN_CHARS {
-        Some("is longer than 32 characters, the limit for account names")
-    } else {
-        None
-    }
-}
-
-/// Host names appear in `LOGIN@HOST@bastion` and are matched by role patterns, so glob
-/// characters in a name would make patterns ambiguous.
-fn host_name_problem(name: &str) -> Option<&'static str> {
-    if let Some(problem) = name_problem(name) {
-        Some(problem)
-    } else if name.contains(['*', '?', '[', ']', '\\']) {
-        Some(
-            "contains a glob character (* ? [ ] \\), which belongs in role host \
-            patterns, not host names",
-        )
-    } else if name.contains('/') {
-        Some("contains '/'")
-    } else {
-        None
-    }
-}
-
-/// `host:port` where host is an IP address, a bracketed IPv6 address or a DNS name.
-fn address_problem(address: &str) -> Option<&'static str> {
-    if address.parse::<SocketAddr>().is_ok() {
-        return None;
-    }
-    let Some((host, port)) = address.rsplit_once(':') else {
-        return Some("has no port");
-    };
-    if host.is_empty() {
-        return Some("has no host before the ':'");
-    }
-    if !port.bytes().all(|b| b.is_ascii_digit()) || port.is_empty() {
-        return Some("does not end in a port number");
-    }
-    match port.parse::<u16>() {
-        Ok(0) | Err(_) => return Some("has a port outside 1-65535"),
-        Ok(_) => {}
-    }
-    if host.contains(':') || host.contains('[') || host.contains(']') {
-        return Some("is not a valid IPv6 address (write it in brackets, like [::1]:22)");
-    }
-    if host
-        .chars()
-        .any(|c| c.is_whitespace() || c.is_control() || c == '@' || c == '/')
-    {
-        return Some("has a host containing whitespace, '@' or '/'");
-    }
-    None
 }
