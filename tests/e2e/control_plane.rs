@@ -993,18 +993,26 @@ hosts = ["prod-[db"]
         .latch(&["config", "check", "--config", &path.display().to_string()]);
     assert_ne!(out.status, 0, "a broken config must not pass:\n{out}");
     let report = format!("{}{}", out.stdout, out.stderr);
-    for location in ["users[0].roles", "roles[0].hosts"] {
-        assert!(
-            report.contains(location),
-            "the report should name {location}:\n{out}"
-        );
-    }
+    // Each problem on a line of its own that says where it is (the entry, which may be
+    // followed by its name, then the key) and what is wrong.
+    let line_with = |entry: &str, key: &str, problem: &str| {
+        report.lines().any(|l| {
+            let l = l.trim_start();
+            l.starts_with(entry) && l.contains(key) && l.contains(problem)
+        })
+    };
     assert!(
-        report.contains("jit.max_duration") || report.contains("jit.default_duration"),
+        line_with("users[0]", ".roles", "no-such-role"),
+        "the report should name users[0].roles and the unknown role:\n{out}"
+    );
+    assert!(
+        line_with("roles[0]", ".hosts", "unclosed '['"),
+        "the report should name roles[0].hosts and the unclosed '[':\n{out}"
+    );
+    assert!(
+        line_with("jit.", "_duration", "max_duration"),
         "the report should name the jit durations:\n{out}"
     );
-    assert!(report.contains("no-such-role"), "{out}");
-    assert!(report.contains("unclosed"), "{out}");
 
     let good = t.site.path().join("good.toml");
     fs::write(&good, team_config(&t).render(&t.site.state_dir())).expect("write");
