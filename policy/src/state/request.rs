@@ -39,7 +39,7 @@ impl State {
                 requestable_roles(user)
             )));
         };
-        if !user.can_request.iter().any(|r| *r == role.name) {
+        if !user.can_request.contains(&role.name) {
             return Err(PolicyError::Forbidden(format!(
                 "you cannot request role '{}'; {}",
                 role.name,
@@ -227,7 +227,7 @@ impl State {
                 grant.role
             )));
         };
-        if !user.can_request.iter().any(|r| *r == role.name) {
+        if !user.can_request.contains(&role.name) {
             return Err(PolicyError::Forbidden(format!(
                 "you may no longer request role '{}', so {id} cannot be extended",
                 role.name
