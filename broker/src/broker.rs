@@ -8,7 +8,7 @@
 
 use crate::config_file::LoadedConfig;
 use crate::eventlog::{EventStore, FileLog, LogError, Record};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, DurationRound, Utc};
 use policy::state::{ApplyError, Outcome, PolicyError};
 use policy::{Event, Settings, State};
 use std::path::{Path, PathBuf};
@@ -159,7 +159,11 @@ impl Broker {
         F: FnOnce(&State, &Settings, DateTime<Utc>) -> Result<Outcome, PolicyError>,
     {
         let mut core = self.lock();
-        let now = Utc::now();
+        // The log stores milliseconds; deciding at a millisecond-truncated `now` keeps every
+        // time computed from it (expiries) identical before and after a replay.
+        let now = Utc::now()
+            .duration_trunc(chrono::TimeDelta::milliseconds(1))
+            .unwrap_or_else(|_| Utc::now());
         let outcome = op(&core.state, &self.settings, now)?;
         if outcome.events.is_empty() {
             return Ok(outcome);
