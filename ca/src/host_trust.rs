@@ -8,6 +8,7 @@ use crate::verify::{check_cert, CertError};
 use chrono::{DateTime, Utc};
 use russh::keys::ssh_key::certificate::CertType;
 use russh::keys::ssh_key::{Certificate, PublicKey};
+use russh::keys::PublicKeyOrCertificate;
 
 /// Why a host key was not trusted, or a trust configuration was not accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -142,6 +143,21 @@ impl HostKeyTrust {
                 source,
             }
         })
+    }
+
+    /// Check whatever the host presented, as russh's client `check_server_key` hands it over:
+    /// a plain key goes through [`check`](Self::check), a certificate through
+    /// [`check_cert`](Self::check_cert).
+    pub fn check_presented(
+        &self,
+        host_name: &str,
+        presented: &PublicKeyOrCertificate,
+        now: DateTime<Utc>,
+    ) -> Result<(), TrustError> {
+        match presented {
+            PublicKeyOrCertificate::PublicKey { key, .. } => self.check(host_name, key),
+            PublicKeyOrCertificate::Certificate(cert) => self.check_cert(host_name, cert, now),
+        }
     }
 
     fn is_pinned(&self, key: &PublicKey) -> bool {
@@ -326,6 +342,18 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn what_russh_presents_is_dispatched_to_the_right_check() {
+        let (ca, host, other) = (key(), key(), key());
+        let trust = HostKeyTrust::new(&[line(&host)], &[line(&ca)]).unwrap();
+        let plain = PublicKeyOrCertificate::from(host.public_key().clone());
+        trust.check_presented("db-01", &plain, t0()).unwrap();
+        let wrong = PublicKeyOrCertificate::from(other.public_key().clone());
+        assert!(trust.check_presented("db-01", &wrong, t0()).is_err());
+        let cert = PublicKeyOrCertificate::from(host_cert(&ca, &other, "db-01", CertType::Host));
+        trust.check_presented("db-01", &cert, t0()).unwrap();
     }
 
     #[test]

@@ -40,6 +40,9 @@ pub use verify::{verify_user_cert, CertError};
 /// `ssh_key` version russh uses.
 pub use russh::keys::ssh_key;
 
+/// The wrapper [`UserCa::to_openssh`] returns, so callers need not depend on `zeroize`.
+pub use zeroize::Zeroizing;
+
 use russh::keys::ssh_key::{HashAlg, PublicKey};
 
 /// The SHA-256 fingerprint of a public key, as `ssh-keygen -l` prints it (`SHA256:...`).
