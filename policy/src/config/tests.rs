@@ -770,3 +770,36 @@ fn lookups_survive_callers_editing_the_public_vectors() {
     let bob_key = s.user("bob").unwrap().keys[0].canonical();
     assert_eq!(s.user_by_key(&bob_key).unwrap().name, "bob");
 }
+
+#[test]
+fn garbage_input_never_panics() {
+    // Config text, patterns, durations and keys come from people; any of them may be
+    // nonsense, multi-byte, or cut short, and must come back as an error, not a crash.
+    let alphabet: Vec<char> = "ab*?[]!^-\\z09hmsdw. :@=\"\n#{},αζ日\u{0}\t"
+        .chars()
+        .collect();
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for _ in 0..3_000 {
+        let len = (next() % 14) as usize;
+        let s: String = (0..len)
+            .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+            .collect();
+        if let Ok(p) = crate::pattern::HostPattern::parse(&s) {
+            let _ = p.matches("abz-αζ01");
+        }
+        let _ = crate::duration::parse(&s);
+        let _ = crate::totp::decode_secret(&s);
+        let _ = UserKey::parse(&s);
+        let _ = Settings::from_toml(&s);
+        let _ = Settings::from_toml(&format!(
+            "[[hosts]]\nname = {s:?}\naddress = {s:?}\n[[roles]]\nname = {s:?}\nhosts = [{s:?}]\n\
+             logins = [{s:?}]\n[jit]\nmax_duration = {s:?}"
+        ));
+    }
+}
