@@ -536,7 +536,14 @@ mod tests {
 
     #[test]
     fn requestable_hosts_are_escaped_into_literal_patterns() {
-        assert_eq!(literal_pattern("db[1]*?\\x"), "db\\[1\\]\\*\\?\\\\x");
+        for host in ["prod-db-01", "db[1]*?\\x"] {
+            let pattern = crate::pattern::HostPattern::parse(&literal_pattern(host)).unwrap();
+            assert_eq!(
+                pattern.literal().as_deref(),
+                Some(host),
+                "names exactly {host}"
+            );
+        }
         assert_eq!(literal_pattern("prod-db-01"), "prod-db-01");
     }
 
