@@ -310,6 +310,20 @@ pub(super) fn parse_duration(text: &str) -> Result<Duration, PolicyError> {
     duration::parse(text.trim()).map_err(|e| PolicyError::Invalid(format!("--duration: {e}")))
 }
 
+/// Refuse a duration under the configured minimum.
+pub(super) fn at_least_min(settings: &Settings, d: Duration) -> Result<(), PolicyError> {
+    let min = settings.jit.min_duration;
+    if d < min {
+        return Err(PolicyError::Invalid(format!(
+            "{} is shorter than the minimum of {}; give at least {}",
+            duration::format(d),
+            duration::format(min),
+            duration::format(min)
+        )));
+    }
+    Ok(())
+}
+
 /// Check the minimum and apply the cap, saying so in a note: a request over the maximum is
 /// honoured at the maximum rather than refused, so nobody has to guess the number.
 fn cap_duration(
@@ -320,15 +334,7 @@ fn cap_duration(
     break_glass: bool,
     notes: &mut Vec<String>,
 ) -> Result<(Duration, Option<Duration>), PolicyError> {
-    let min = settings.jit.min_duration;
-    if asked < min {
-        return Err(PolicyError::Invalid(format!(
-            "{} is shorter than the minimum of {}; ask for at least {}",
-            duration::format(asked),
-            duration::format(min),
-            duration::format(min)
-        )));
-    }
+    at_least_min(settings, asked)?;
     let role_max = settings.max_duration_for(role);
     let break_glass_max = settings.jit.break_glass_max_duration;
     let (max, which) = if break_glass && break_glass_max < role_max {

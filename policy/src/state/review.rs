@@ -4,7 +4,7 @@
 //! Permission checks come before state checks, so someone who may not act on a grant learns
 //! nothing about who approved or denied it.
 
-use super::request::parse_duration;
+use super::request::{at_least_min, parse_duration};
 use super::{
     approvers_text, fmt_time, later, non_empty, status_text, ApproveArgs, Outcome, PolicyError,
     State,
@@ -55,14 +55,13 @@ impl State {
         check_pending(grant, now)?;
 
         let mut notes = Vec::new();
-        let hosts = match non_empty(args.hosts.as_deref()) {
-            Some(_) if grant.extends.is_some() => {
+        let hosts = match (non_empty(args.hosts.as_deref()), grant.extends) {
+            (Some(_), Some(parent)) => {
                 return Err(PolicyError::Invalid(format!(
-                    "{id} only adds time to {}, so --hosts cannot narrow it; approve it without --hosts",
-                    grant.extends.map(|p| p.to_string()).unwrap_or_default()
+                    "{id} only adds time to {parent}, so --hosts cannot narrow it; approve it without --hosts"
                 )))
             }
-            Some(text) => {
+            (Some(text), None) => {
                 let narrow = HostPattern::parse(&text).map_err(|e| PolicyError::Invalid(format!("--hosts: {e}")))?;
                 notes.push(format!(
                     "narrowed: {id} allows only hosts matching both '{}' and '{narrow}'",
@@ -70,7 +69,7 @@ impl State {
                 ));
                 Some(narrow)
             }
-            None => None,
+            (None, _) => None,
         };
         let duration = match &args.duration {
             Some(text) => {
@@ -83,13 +82,7 @@ impl State {
                         duration::format(grant.requested_duration)
                     )));
                 }
-                if narrow < settings.jit.min_duration {
-                    return Err(PolicyError::Invalid(format!(
-                        "--duration {} is shorter than the minimum of {}",
-                        duration::format(narrow),
-                        duration::format(settings.jit.min_duration)
-                    )));
-                }
+                at_least_min(settings, narrow)?;
                 if narrow < grant.requested_duration {
                     notes.push(format!(
                         "narrowed: {} of the {} requested",

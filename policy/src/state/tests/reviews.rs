@@ -136,6 +136,15 @@ fn narrowing_duration_shortens_but_never_lengthens() {
             "--duration 5h is longer than the 4h requested; approve at most 4h".into()
         )
     );
+    let too_short = ApproveArgs {
+        duration: Some("30s".into()),
+        ..Default::default()
+    };
+    let e = err(w.state.approve(&w.settings, "bob", id, &too_short, t(9, 5)));
+    assert_eq!(
+        e,
+        PolicyError::Invalid("30s is shorter than the minimum of 1m; give at least 1m".into())
+    );
     w.approve(
         "bob",
         id,
