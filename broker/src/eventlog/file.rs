@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::fs::{self, DirBuilder, File, OpenOptions, TryLockError};
-use std::io::{BufReader, ErrorKind, Write as _};
+use std::io::{ErrorKind, Write as _};
 use std::marker::PhantomData;
 use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
@@ -18,9 +18,6 @@ use super::{ApplyError, EventStore, LogError, Record};
 
 /// The log's file name inside the state directory.
 pub const LOG_FILE: &str = "events.jsonl";
-
-/// Large reads keep a million-line replay I/O-cheap.
-const READ_BUFFER: usize = 1 << 20;
 
 /// The event log as a file. Holds an exclusive lock on the file for as long as it lives, so two
 /// brokers can never interleave appends to the same chain.
@@ -107,14 +104,10 @@ impl<E: DeserializeOwned> FileLog<E> {
         }
         restrict_mode(&file, &path)?;
 
-        let walked = walk(
-            BufReader::with_capacity(READ_BUFFER, &file),
-            &path,
-            |line, time| {
-                let seq = line.seq;
-                apply(to_record(line, time)).map_err(|source| LogError::Apply { seq, source })
-            },
-        )?;
+        let walked = walk(&file, &path, |line, time| {
+            let seq = line.seq;
+            apply(to_record(line, time)).map_err(|source| LogError::Apply { seq, source })
+        })?;
         let Walked {
             lines,
             good_end,
@@ -248,17 +241,13 @@ impl<E: Serialize + DeserializeOwned + Clone> EventStore<E> for FileLog<E> {
     ) -> Result<(), LogError> {
         // A fresh descriptor reads from the start without moving anything on the locked one.
         let file = File::open(&self.path).map_err(|e| LogError::io("open", &self.path, e))?;
-        let walked = walk(
-            BufReader::with_capacity(READ_BUFFER, file),
-            &self.path,
-            |line, time| {
-                let seq = line.seq;
-                if seq <= after {
-                    return Ok(());
-                }
-                apply(to_record(line, time)).map_err(|source| LogError::Apply { seq, source })
-            },
-        )?;
+        let walked = walk(file, &self.path, |line, time| {
+            let seq = line.seq;
+            if seq <= after {
+                return Ok(());
+            }
+            apply(to_record(line, time)).map_err(|source| LogError::Apply { seq, source })
+        })?;
         // We hold the lock, so nothing but this handle writes: any problem, even a torn tail,
         // means the file was changed behind our back.
         match walked.problem {

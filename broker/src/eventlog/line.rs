@@ -215,27 +215,35 @@ impl Chain {
     }
 
     /// Parses `content` (one line without its newline), checks it against the chain and, if it
-    /// fits, advances the chain. `line` is only for the report.
+    /// fits, advances the chain. `seal` is [`seal`] of the same content; `line` is only for the
+    /// report.
     pub fn check<'a, E: Deserialize<'a>>(
         &mut self,
         line: u64,
         content: &'a [u8],
+        seal: &Seal,
     ) -> Result<(Line<'a, E>, DateTime<Utc>), Problem> {
         let problem = |kind| Problem { line, kind };
-        match serde_json::from_slice::<Line<'a, E>>(content) {
+        // One UTF-8 check of the whole line is much cheaper than serde_json's check per string.
+        let content = std::str::from_utf8(content).map_err(|e| {
+            problem(ProblemKind::NotJson {
+                why: format!("not UTF-8: {e}"),
+            })
+        })?;
+        match serde_json::from_str::<Line<'a, E>>(content) {
             Ok(parsed) => {
                 let time = self
-                    .fits(content, parsed.seq, parsed.prev, parsed.time)
+                    .fits(seal, parsed.seq, parsed.prev, parsed.time)
                     .map_err(problem)?;
                 Ok((parsed, time))
             }
             // Parsing again without the event type tells apart a damaged line from an intact
             // line whose event this binary does not know; errors are rare, so the cost is too.
-            Err(event_err) => match serde_json::from_slice::<Line<'a, IgnoredAny>>(content) {
+            Err(event_err) => match serde_json::from_str::<Line<'a, IgnoredAny>>(content) {
                 Ok(parsed) => {
                     let mut probe = self.clone();
                     probe
-                        .fits(content, parsed.seq, parsed.prev, parsed.time)
+                        .fits(seal, parsed.seq, parsed.prev, parsed.time)
                         .map_err(problem)?;
                     Err(problem(ProblemKind::EventNotUnderstood {
                         why: event_err.to_string(),
@@ -249,26 +257,15 @@ impl Chain {
         }
     }
 
-    /// Checks hash, seq and prev of a parsed line and advances the chain.
+    /// Checks the seal, seq and prev of a parsed line and advances the chain.
     fn fits(
         &mut self,
-        content: &[u8],
+        seal: &Seal,
         seq: u64,
         prev: &str,
         time: &str,
     ) -> Result<DateTime<Utc>, ProblemKind> {
-        let Some(split) = content.len().checked_sub(TAIL_LEN) else {
-            return Err(ProblemKind::HashMisplaced);
-        };
-        let (prefix, tail) = content.split_at(split);
-        if !tail.starts_with(HASH_FIELD) || !tail.ends_with(b"\"}") {
-            return Err(ProblemKind::HashMisplaced);
-        }
-        let hash = hex_hash(prefix);
-        // Exact bytes, not decoded values: changing the case of a hex digit is an edit too.
-        if tail[HASH_FIELD.len()..HASH_FIELD.len() + 64] != hash {
-            return Err(ProblemKind::Edited);
-        }
+        let hash = seal.clone()?;
         if Some(seq) != self.last_seq.checked_add(1) {
             return Err(ProblemKind::SeqBreak {
                 seq,
@@ -287,4 +284,25 @@ impl Chain {
         self.last_hash = hash;
         Ok(time)
     }
+}
+
+/// Whether a line's own hash fits its content: the line's hash, or why not.
+pub(crate) type Seal = Result<HexHash, ProblemKind>;
+
+/// Checks a line (without its newline) against its own hash. Independent of every other line,
+/// so a reader thread can do it while the previous lines are being parsed.
+pub(crate) fn seal(content: &[u8]) -> Seal {
+    let Some(split) = content.len().checked_sub(TAIL_LEN) else {
+        return Err(ProblemKind::HashMisplaced);
+    };
+    let (prefix, tail) = content.split_at(split);
+    if !tail.starts_with(HASH_FIELD) || !tail.ends_with(b"\"}") {
+        return Err(ProblemKind::HashMisplaced);
+    }
+    let hash = hex_hash(prefix);
+    // Exact bytes, not decoded values: changing the case of a hex digit is an edit too.
+    if tail[HASH_FIELD.len()..HASH_FIELD.len() + 64] != hash {
+        return Err(ProblemKind::Edited);
+    }
+    Ok(hash)
 }

@@ -558,3 +558,27 @@ fn verify_of_a_missing_file_is_an_io_error_naming_it() {
     let err = verify(&dir.path().join("nope.jsonl")).unwrap_err();
     assert!(err.to_string().contains("nope.jsonl"), "{err}");
 }
+
+#[test]
+fn long_logs_and_lines_longer_than_a_read_chunk_replay_and_recover() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _, _) = open(dir.path()).unwrap();
+    let long = Ev::Requested {
+        id: "long".into(),
+        reason: "x".repeat(100_000),
+    };
+    let mut appended = log.append("alice", at(0), &[long]).unwrap();
+    for i in 0..300 {
+        appended.extend(log.append("alice", at(i), &[ev(i as u64)]).unwrap());
+    }
+    drop(log);
+    let path = dir.path().join(LOG_FILE);
+    let mut bytes = fs::read(&path).unwrap();
+    bytes.extend_from_slice(b"{\"seq\":302,\"prev\":\"");
+    fs::write(&path, bytes).unwrap();
+
+    let (_, report, replayed) = open(dir.path()).unwrap();
+    assert_eq!(replayed, appended);
+    assert_eq!(report.recovery.unwrap().line, 302);
+    assert_eq!(verify(&path).unwrap().lines_verified, 301);
+}

@@ -2,7 +2,6 @@
 
 use std::fmt;
 use std::fs::File;
-use std::io::BufReader;
 use std::path::Path;
 
 use serde::de::IgnoredAny;
@@ -56,8 +55,7 @@ impl fmt::Display for VerifyReport {
 /// version of latch verifies too.
 pub fn verify(path: &Path) -> Result<VerifyReport, LogError> {
     let file = File::open(path).map_err(|e| LogError::io("open", path, e))?;
-    let walked =
-        walk::<_, IgnoredAny, _>(BufReader::with_capacity(1 << 20, file), path, |_, _| Ok(()))?;
+    let walked = walk::<_, IgnoredAny, _>(file, path, |_, _| Ok(()))?;
     Ok(VerifyReport {
         lines_verified: walked.lines,
         last_seq: walked.chain.last_seq,
