@@ -60,6 +60,31 @@ pub enum Event {
         config_sha256: String,
         version: String,
     },
+    /// A connection to a target was allowed; recorded before any certificate is minted.
+    SessionStarted(crate::session::SessionStarted),
+    /// The upstream connection is up: which certificate it used.
+    SessionConnected {
+        id: crate::session::SessionId,
+        address: String,
+        cert_serial: u64,
+        key_id: String,
+    },
+    /// A connection to a target was refused by policy.
+    SessionDenied {
+        user: String,
+        login: String,
+        host: String,
+        source: String,
+        reason: String,
+    },
+    /// Someone asked for a live session to be cut.
+    SessionKilled {
+        id: crate::session::SessionId,
+        by: String,
+        reason: Option<String>,
+    },
+    /// A session ended, with how and its totals.
+    SessionEnded(crate::session::SessionEnded),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -110,6 +135,11 @@ impl Event {
             Event::Unlocked { .. } => "unlocked",
             Event::AuthRejected { .. } => "auth_rejected",
             Event::BrokerStarted { .. } => "broker_started",
+            Event::SessionStarted(_) => "session_started",
+            Event::SessionConnected { .. } => "session_connected",
+            Event::SessionDenied { .. } => "session_denied",
+            Event::SessionKilled { .. } => "session_killed",
+            Event::SessionEnded(_) => "session_ended",
         }
     }
     /// The grant this event concerns, if any.
@@ -124,7 +154,15 @@ impl Event {
             Event::Locked { .. }
             | Event::Unlocked { .. }
             | Event::AuthRejected { .. }
-            | Event::BrokerStarted { .. } => None,
+            | Event::BrokerStarted { .. }
+            | Event::SessionConnected { .. }
+            | Event::SessionDenied { .. }
+            | Event::SessionKilled { .. }
+            | Event::SessionEnded(_) => None,
+            Event::SessionStarted(s) => match s.by {
+                crate::decision::AllowedBy::Grant(id) => Some(id),
+                crate::decision::AllowedBy::StandingRole(_) => None,
+            },
         }
     }
 }

@@ -15,6 +15,7 @@
 //! - [`state`]: the projection of the event log, and the pure operations that turn a
 //!   command into an event (request, approve, deny, revoke, cancel, extend, expire).
 //! - [`decision`]: the authorization decision `(user, login, host, now) -> Allow | Deny`.
+//! - [`session`]: proxied sessions: the connect-time decision, open sessions, kill.
 //! - [`totp`]: RFC 6238 codes for break-glass.
 #![forbid(unsafe_code)]
 
@@ -24,6 +25,7 @@ pub mod duration;
 pub mod event;
 pub mod grant;
 pub mod pattern;
+pub mod session;
 pub mod state;
 pub mod totp;
 

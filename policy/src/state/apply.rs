@@ -64,7 +64,36 @@ impl State {
                 self.locked.remove(user);
                 Ok(())
             }
-            Event::AuthRejected { .. } | Event::BrokerStarted { .. } => Ok(()),
+            Event::SessionStarted(st) => {
+                if self.sessions.contains_key(&st.id) || st.id.0 <= self.last_session {
+                    return Err(ApplyError::DuplicateSession(st.id));
+                }
+                self.last_session = st.id.0;
+                self.sessions.insert(
+                    st.id,
+                    crate::session::OpenSession {
+                        id: st.id,
+                        user: st.user.clone(),
+                        login: st.login.clone(),
+                        host: st.host.clone(),
+                        by: st.by.clone(),
+                        role: st.role.clone(),
+                        started_at: at,
+                    },
+                );
+                Ok(())
+            }
+            Event::SessionEnded(e) => {
+                // Ending a session the projection does not hold open is harmless (it was
+                // already closed by a restart record); the event stays as audit.
+                self.sessions.remove(&e.id);
+                Ok(())
+            }
+            Event::AuthRejected { .. }
+            | Event::BrokerStarted { .. }
+            | Event::SessionDenied { .. }
+            | Event::SessionConnected { .. }
+            | Event::SessionKilled { .. } => Ok(()),
         }
     }
 

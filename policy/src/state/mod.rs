@@ -73,6 +73,8 @@ pub enum ApplyError {
     },
     #[error("grant id {0} was already used")]
     DuplicateId(GrantId),
+    #[error("session id {0} was already used")]
+    DuplicateSession(crate::session::SessionId),
 }
 
 /// `request` arguments as given by the user (strings not yet parsed, so the policy owns
@@ -128,6 +130,10 @@ pub struct State {
     /// (their approval deadline) and approved grants (their expiry). Ordered, so the timer's
     /// next deadline and the due list never scan the whole projection.
     deadlines: BTreeSet<(DateTime<Utc>, GrantId)>,
+    /// Sessions the log says started and have not ended.
+    sessions: BTreeMap<crate::session::SessionId, crate::session::OpenSession>,
+    /// The highest session id used so far.
+    last_session: u64,
 }
 
 impl State {
@@ -136,6 +142,24 @@ impl State {
             next_id: 1,
             ..Default::default()
         }
+    }
+
+    /// The id the next `session_started` event gets.
+    pub fn next_session_id(&self) -> u64 {
+        self.last_session + 1
+    }
+
+    /// A session the log says is open.
+    pub fn open_session(
+        &self,
+        id: crate::session::SessionId,
+    ) -> Option<&crate::session::OpenSession> {
+        self.sessions.get(&id)
+    }
+
+    /// Every session the log says is open (after a crash: the ones to close in the log).
+    pub fn open_sessions(&self) -> impl Iterator<Item = &crate::session::OpenSession> {
+        self.sessions.values()
     }
 
     pub fn grant(&self, id: GrantId) -> Option<&Grant> {
