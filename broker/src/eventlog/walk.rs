@@ -179,8 +179,7 @@ fn seal_lines(data: &[u8]) -> (Vec<(usize, Seal)>, usize) {
     let mut start = 0;
     let mut rest = data;
     // `skip_until` on a slice is std's word-at-a-time memchr, several times faster than a byte
-    // loop, and it cannot fail.
-    // It advances `rest` past the newline.
+    // loop, and cannot fail; it advances `rest` past the newline.
     while let Ok(n @ 1..) = rest.skip_until(b'\n') {
         let segment = data.get(start..start + n).unwrap_or_default();
         let Some(content) = segment.strip_suffix(b"\n") else {
