@@ -11,17 +11,23 @@
 //! - [`timers`]: pending requests time out and grants expire on time.
 //! - [`server`]: the russh SSH server and per-connection handler.
 //! - [`commands`]: the command interface over SSH (`request`, `approve`, ...).
+//! - [`proxy`]: the data plane: certificate login to targets and the relay.
+//! - [`sessions`]: live sessions, and severing them on revoke, expiry, kill and lock.
+//! - [`ca_key`]: the user CA's key file.
 //! - [`host_key`], [`secret_file`]: the broker's SSH host key; key files kept 0600.
 //! - [`serve`]: wiring it together for `latch serve`.
 #![forbid(unsafe_code)]
 
 pub mod broker;
+pub mod ca_key;
 pub mod commands;
 pub mod config_file;
 pub mod eventlog;
 pub mod host_key;
+pub mod proxy;
 pub mod secret_file;
 pub mod serve;
 pub mod server;
+pub mod sessions;
 pub mod template;
 pub mod timers;

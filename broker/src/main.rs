@@ -44,6 +44,38 @@ enum Cmd {
         #[command(subcommand)]
         command: AuditCmd,
     },
+    /// The user CA targets trust.
+    Ca {
+        #[command(subcommand)]
+        command: CaCmd,
+    },
+    /// Helpers for adding target hosts.
+    Hosts {
+        #[command(subcommand)]
+        command: HostsCmd,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum CaCmd {
+    /// Print the line targets put in the file named by sshd's TrustedUserCAKeys.
+    PublicKey {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum HostsCmd {
+    /// Connect to a target, show its host key fingerprint, and print the [[hosts]] entry
+    /// that pins it. Compare the fingerprint with the one on the host before using it.
+    Scan {
+        /// host:port of the target's sshd.
+        address: String,
+        /// The name users will type (default: the address's host part).
+        #[arg(long)]
+        name: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -87,6 +119,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Audit {
             command: AuditCmd::Verify { file, config },
         } => audit_verify(file, config.as_deref()),
+        Cmd::Ca {
+            command: CaCmd::PublicKey { config },
+        } => ca_public_key(config.as_deref()),
+        Cmd::Hosts {
+            command: HostsCmd::Scan { address, name },
+        } => hosts_scan(&address, name),
     }
 }
 
@@ -94,8 +132,10 @@ fn init_tracing() {
     use tracing_subscriber::EnvFilter;
     let filter =
         EnvFilter::try_from_env("LATCH_LOG").unwrap_or_else(|_| EnvFilter::new("info,russh=warn"));
+    use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
 }
@@ -116,6 +156,7 @@ fn init(dir: &Path) -> Result<()> {
     let loaded = config_file::load_file(&config_path)?;
     latch::broker::create_private_dir(&loaded.state_dir)?;
     let (key, _) = latch::host_key::load_or_generate(&loaded.state_dir)?;
+    let (ca, _) = latch::ca_key::load_or_generate(&loaded.state_dir)?;
     println!(
         "Wrote {} (every key is documented in the file).",
         config_path.display()
@@ -135,6 +176,14 @@ fn init(dir: &Path) -> Result<()> {
         "Broker host key: {}",
         key.public_key().to_openssh().unwrap_or_default()
     );
+    println!("User CA: {}", ca.fingerprint());
+    println!("\nOn each target, trust the latch CA (two lines, as root):");
+    println!(
+        "  echo '{}' > /etc/ssh/latch_user_ca.pub",
+        ca.public_key_line()
+    );
+    println!("  echo 'TrustedUserCAKeys /etc/ssh/latch_user_ca.pub' >> /etc/ssh/sshd_config && systemctl reload ssh");
+    println!("Then pin each target's host key in latch.toml: latch hosts scan HOST:22");
     println!("\nNext: latch serve --config {}", config_path.display());
     Ok(())
 }
@@ -257,4 +306,41 @@ fn audit_verify(file: Option<PathBuf>, config: Option<&Path>) -> Result<ExitCode
             Ok(ExitCode::from(1))
         }
     }
+}
+
+fn ca_public_key(config: Option<&Path>) -> Result<ExitCode> {
+    let loaded = load(config)?;
+    let (ca, generated) = latch::ca_key::load_or_generate(&loaded.state_dir)?;
+    if generated {
+        eprintln!(
+            "latch: generated a new user CA in {}",
+            latch::ca_key::path(&loaded.state_dir).display()
+        );
+    }
+    println!("{}", ca.public_key_line());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn hosts_scan(address: &str, name: Option<String>) -> Result<ExitCode> {
+    let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let key = rt.block_on(latch::proxy::scan::host_key(address))?;
+    let line = key.to_openssh().context("encoding the host key")?;
+    let name = name.unwrap_or_else(|| {
+        address
+            .rsplit_once(':')
+            .map(|(h, _)| h)
+            .unwrap_or(address)
+            .to_string()
+    });
+    println!(
+        "# {address} presented {} ({})",
+        ca::fingerprint(&key),
+        key.algorithm()
+    );
+    println!("# Compare it with `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` run on the host itself.");
+    println!("[[hosts]]");
+    println!("name = {}", serde_json::to_string(&name)?);
+    println!("address = {}", serde_json::to_string(address)?);
+    println!("host_keys = [{}]", serde_json::to_string(&line)?);
+    Ok(ExitCode::SUCCESS)
 }

@@ -4,9 +4,14 @@
 //! and the binary share one path and tests never fight over fixed ports.
 
 use crate::broker::{Broker, BrokerError, ReplayReport};
+use crate::ca_key::{self, CaKeyError};
 use crate::config_file::LoadedConfig;
 use crate::host_key::{self, HostKeyError};
+use crate::proxy::{upstream, DataPlane};
+use crate::sessions::{self, SessionRegistry};
 use crate::{server, timers};
+use policy::session::SessionEnded;
+use policy::Event;
 use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -19,6 +24,8 @@ pub enum ServeError {
     Broker(#[from] BrokerError),
     #[error("host key: {0}")]
     HostKey(#[from] HostKeyError),
+    #[error("user CA: {0}")]
+    CaKey(#[from] CaKeyError),
     #[error("ssh server: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -29,18 +36,57 @@ pub struct Prepared {
     pub replay: ReplayReport,
     pub host_key: russh::keys::ssh_key::PrivateKey,
     pub host_key_generated: bool,
+    pub user_ca: ca::UserCa,
+    pub user_ca_generated: bool,
+    /// Sessions the log said were open at start (a crash or kill -9): closed in the log.
+    pub sessions_closed: usize,
 }
 
 /// Open state and keys (everything that can fail before accepting connections).
 pub fn prepare(config: &LoadedConfig) -> Result<Prepared, ServeError> {
     let (broker, replay) = Broker::open(config)?;
     let (host_key, host_key_generated) = host_key::load_or_generate(&config.state_dir)?;
+    let (user_ca, user_ca_generated) = ca_key::load_or_generate(&config.state_dir)?;
+    let sessions_closed = close_orphaned_sessions(&broker)?;
     Ok(Prepared {
         broker,
         replay,
         host_key,
         host_key_generated,
+        user_ca,
+        user_ca_generated,
+        sessions_closed,
     })
+}
+
+/// Sessions the log shows open belonged to a broker that stopped without recording their
+/// end; their sockets died with it. Record that, so the audit trail has no dangling session.
+fn close_orphaned_sessions(broker: &Broker) -> Result<usize, BrokerError> {
+    let outcome = broker.execute_blocking(policy::state::SYSTEM_ACTOR, |state, _, now| {
+        let events = state
+            .open_sessions()
+            .map(|s| {
+                Event::SessionEnded(SessionEnded {
+                    id: s.id,
+                    cause: "broker_restart".into(),
+                    detail: Some(
+                        "the broker stopped without closing this session; found open at start"
+                            .into(),
+                    ),
+                    duration_ms: (now - s.started_at).num_milliseconds().max(0) as u64,
+                    bytes_in: 0,
+                    bytes_out: 0,
+                    exit_status: None,
+                    cut_ms: None,
+                })
+            })
+            .collect();
+        Ok(policy::state::Outcome {
+            events,
+            notes: vec![],
+        })
+    })?;
+    Ok(outcome.events.len())
 }
 
 /// Serve until `shutdown` resolves.
@@ -58,12 +104,27 @@ pub async fn run(
         stopped(stop_rx.clone()),
     ));
     let config = Arc::new(server::config(prepared.host_key));
-    let result = server::serve(listener, prepared.broker, config, async {
+    let registry = Arc::new(SessionRegistry::default());
+    let plane = Arc::new(DataPlane {
+        broker: Arc::clone(&prepared.broker),
+        registry: Arc::clone(&registry),
+        ca: Arc::new(prepared.user_ca),
+        client_config: Arc::new(upstream::client_config()),
+    });
+    let severing_stop = tokio_util::sync::CancellationToken::new();
+    let severing = tokio::spawn(sessions::run_severing(
+        Arc::clone(&prepared.broker),
+        Arc::clone(&registry),
+        severing_stop.clone(),
+    ));
+    let result = server::serve(listener, plane, config, async {
         shutdown.await;
         let _ = stop_tx.send(true);
     })
     .await;
     let _ = stop_tx.send(true);
     let _ = timer.await;
+    severing_stop.cancel();
+    let _ = severing.await;
     result.map_err(ServeError::from)
 }

@@ -58,6 +58,10 @@ pub enum Command {
     Audit(AuditCmd),
     /// A short dashboard: your grants, approvals waiting for you, what you can reach.
     Dashboard(Format),
+    /// Live proxied sessions (yours; approvers and admins see the ones they oversee).
+    Sessions(SessionsCmd),
+    /// Cut one live session at once (admins, approvers of its role, or its user).
+    Kill(KillCmd),
 }
 
 #[derive(Debug, Args)]
@@ -199,6 +203,26 @@ pub struct AuditCmd {
     /// At most this many of the newest matching events.
     #[arg(long, default_value_t = 100)]
     pub limit: usize,
+    #[command(flatten)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct SessionsCmd {
+    /// Only your own sessions.
+    #[arg(long)]
+    pub mine: bool,
+    #[command(flatten)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct KillCmd {
+    /// A session id, like s17 (see `sessions`).
+    pub session: String,
+    /// Why (shown to the user whose session is cut).
+    #[arg(long)]
+    pub reason: Option<String>,
     #[command(flatten)]
     pub format: Format,
 }

@@ -10,8 +10,10 @@ mod cli;
 mod grants;
 mod info;
 mod render;
+mod sessions;
 
 use crate::broker::{Broker, BrokerError};
+use crate::sessions::SessionRegistry;
 use clap::Parser;
 use cli::{CommandLine, Format};
 use policy::state::PolicyError;
@@ -126,18 +128,7 @@ impl From<BrokerError> for Failure {
 type CmdResult = Result<Reply, Failure>;
 
 /// Run one invocation to completion.
-pub async fn run(broker: &Arc<Broker>, inv: Invocation) -> Output {
-    if inv.login.contains('@') {
-        let (login, host) = inv.login.rsplit_once('@').unwrap_or(("", ""));
-        return Output {
-            stderr: format!(
-                "latch: reaching hosts (here {login} on {host}) is not available on this broker yet.\n\
-                 Run commands with `ssh -p 2222 bastion COMMAND`; `ssh -p 2222 bastion help` lists them.\n"
-            ),
-            status: exit::FAILURE,
-            ..Default::default()
-        };
-    }
+pub async fn run(broker: &Arc<Broker>, registry: &SessionRegistry, inv: Invocation) -> Output {
     let words =
         match shell_words::split(&inv.line) {
             Ok(w) => w,
@@ -177,7 +168,7 @@ pub async fn run(broker: &Arc<Broker>, inv: Invocation) -> Output {
             };
         }
     };
-    let (format, result) = dispatch(broker, &inv, parsed.command).await;
+    let (format, result) = dispatch(broker, registry, &inv, parsed.command).await;
     match result {
         Ok(reply) => {
             let stdout = if format.json {
@@ -218,6 +209,7 @@ fn failure_output(f: Failure, json: bool) -> Output {
 
 async fn dispatch(
     broker: &Arc<Broker>,
+    registry: &SessionRegistry,
     inv: &Invocation,
     command: cli::Command,
 ) -> (Format, CmdResult) {
@@ -238,5 +230,7 @@ async fn dispatch(
         C::Lock(c) => (c.format, grants::lock(broker, user, c).await),
         C::Unlock(c) => (c.format, grants::unlock(broker, user, c).await),
         C::Audit(c) => (c.format, audit::audit(broker, user, c)),
+        C::Sessions(c) => (c.format, sessions::list(broker, registry, user, c)),
+        C::Kill(c) => (c.format, sessions::kill(broker, user, c).await),
     }
 }

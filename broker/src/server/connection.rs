@@ -1,11 +1,12 @@
-//! One client connection: authentication, then session channels running commands.
+//! One client connection: authentication, then either the command interface or a proxied
+//! session to `LOGIN@HOST`.
 //!
-//! The russh handler is kept thin: it authenticates, records per-channel facts (pty or
-//! not), and hands each command to a task of its own that answers through the session
-//! handle, so a slow command never stalls the connection's other channels.
+//! The russh handler is kept thin. In command mode it hands each command to a task of its
+//! own; in proxy mode it forwards every channel event to the [`ProxySession`], which owns the
+//! upstream connection and the relay tasks.
 
-use crate::broker::Broker;
 use crate::commands::{self, Invocation};
+use crate::proxy::{self, DataPlane, ProxySession, SessionSlot, TargetSpec};
 use policy::Event;
 use russh::keys::ssh_key::{HashAlg, PublicKey};
 use russh::server::{Auth, Handle, Msg, PublicKeyOffer, Session, VerifiedPublicKey};
@@ -13,6 +14,7 @@ use russh::{Channel, ChannelId, ChannelOpenFailure};
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectionError {
@@ -20,7 +22,7 @@ pub enum ConnectionError {
     Ssh(#[from] russh::Error),
 }
 
-/// What we know about one session channel.
+/// What we know about one command-mode session channel.
 #[derive(Debug, Default, Clone)]
 struct ChannelInfo {
     /// A pty was requested: output needs CRLF line endings.
@@ -29,28 +31,50 @@ struct ChannelInfo {
     started: bool,
 }
 
+/// The proxy side of a connection for `LOGIN@HOST`.
+enum Proxy {
+    /// Not decided yet (no channel opened).
+    Pending(TargetSpec),
+    /// Relaying.
+    Open(Box<ProxySession>),
+    /// Refused: every channel gets this line and exit status 1.
+    Refused(String),
+}
+
 pub struct Connection {
-    broker: Arc<Broker>,
+    plane: Arc<DataPlane>,
     peer: SocketAddr,
     /// The latch user, once authenticated.
     user: Option<String>,
-    /// The SSH login name as sent; `LOGIN@HOST` selects a target (data plane).
+    /// The SSH login name as sent; `LOGIN@HOST` selects a target.
     login: String,
     /// Fingerprints of unknown keys already audited on this connection, so a client
     /// offering the same key twice writes one event, not two.
     audited_rejections: HashSet<String>,
     channels: HashMap<ChannelId, ChannelInfo>,
+    proxy: Option<Proxy>,
+    /// Fails both sockets of this connection (see `proxy::killable`).
+    kill: CancellationToken,
+    slot: Arc<SessionSlot>,
 }
 
 impl Connection {
-    pub fn new(broker: Arc<Broker>, peer: SocketAddr) -> Connection {
+    pub fn new(
+        plane: Arc<DataPlane>,
+        peer: SocketAddr,
+        kill: CancellationToken,
+        slot: Arc<SessionSlot>,
+    ) -> Connection {
         Connection {
-            broker,
+            plane,
             peer,
             user: None,
             login: String::new(),
             audited_rejections: HashSet::new(),
             channels: HashMap::new(),
+            proxy: None,
+            kill,
+            slot,
         }
     }
 
@@ -58,7 +82,8 @@ impl Connection {
         let canonical = key.to_openssh().ok()?;
         // `to_openssh` includes the key's comment, which is not part of identity.
         let canonical = canonical.split(' ').take(2).collect::<Vec<_>>().join(" ");
-        self.broker
+        self.plane
+            .broker
             .settings()
             .user_by_key(&canonical)
             .map(|u| u.name.clone())
@@ -76,6 +101,7 @@ impl Connection {
             login: user.to_string(),
         };
         if let Err(e) = self
+            .plane
             .broker
             .audit(policy::state::SYSTEM_ACTOR.to_string(), event)
             .await
@@ -84,8 +110,8 @@ impl Connection {
         }
     }
 
-    /// Start `line` (a command, or empty for the dashboard) on `channel`.
-    fn start(
+    /// Start `line` (a command, or empty for the dashboard) on a command-mode channel.
+    fn start_command(
         &mut self,
         channel: ChannelId,
         line: String,
@@ -104,7 +130,7 @@ impl Connection {
         let pty = info.pty;
         session.channel_success(channel)?;
         let handle = session.handle();
-        let broker = Arc::clone(&self.broker);
+        let plane = Arc::clone(&self.plane);
         let invocation = Invocation {
             user,
             line,
@@ -112,7 +138,65 @@ impl Connection {
             peer: self.peer,
         };
         tokio::spawn(async move {
-            let output = commands::run(&broker, invocation).await;
+            let output = commands::run(&plane.broker, &plane.registry, invocation).await;
+            reply(&handle, channel, pty, output).await;
+        });
+        Ok(())
+    }
+
+    /// Decide and connect on the first channel of a proxied connection.
+    async fn ensure_proxy(&mut self) {
+        let Some(Proxy::Pending(target)) = &self.proxy else {
+            return;
+        };
+        let target = target.clone();
+        let Some(user) = self.user.clone() else {
+            return;
+        };
+        let opened = self
+            .plane
+            .open(&user, &target, self.peer, self.kill.clone(), &self.slot)
+            .await;
+        self.proxy = Some(match opened {
+            Ok(s) => Proxy::Open(Box::new(s)),
+            Err(line) => Proxy::Refused(line),
+        });
+    }
+
+    fn open_session(&mut self) -> Option<&mut ProxySession> {
+        match self.proxy.as_mut() {
+            Some(Proxy::Open(s)) => Some(s),
+            _ => None,
+        }
+    }
+
+    fn refusal(&self) -> Option<String> {
+        match &self.proxy {
+            Some(Proxy::Refused(line)) => Some(line.clone()),
+            _ => None,
+        }
+    }
+
+    fn is_proxy(&self) -> bool {
+        self.proxy.is_some()
+    }
+
+    /// Answer a shell/exec/subsystem on a refused proxied channel: say why, exit 1.
+    fn refuse_channel(
+        &mut self,
+        channel: ChannelId,
+        line: String,
+        session: &mut Session,
+    ) -> Result<(), ConnectionError> {
+        session.channel_success(channel)?;
+        let handle = session.handle();
+        let pty = self.channels.get(&channel).is_some_and(|c| c.pty);
+        tokio::spawn(async move {
+            let output = commands::Output {
+                stdout: String::new(),
+                stderr: format!("latch: {line}\n"),
+                status: 1,
+            };
             reply(&handle, channel, pty, output).await;
         });
         Ok(())
@@ -167,6 +251,11 @@ impl russh::server::Handler for Connection {
                 tracing::info!(peer = %self.peer, user = %name, login = user, "authenticated");
                 self.user = Some(name);
                 self.login = user.to_string();
+                self.proxy = match TargetSpec::parse(user) {
+                    None => None,
+                    Some(Ok(t)) => Some(Proxy::Pending(t)),
+                    Some(Err(line)) => Some(Proxy::Refused(line)),
+                };
                 Ok(Auth::Accept)
             }
             None => {
@@ -180,29 +269,75 @@ impl russh::server::Handler for Connection {
         &mut self,
         channel: Channel<Msg>,
         reply: russh::server::ChannelOpenHandle,
-        _session: &mut Session,
+        session: &mut Session,
     ) -> Result<(), Self::Error> {
-        // Commands read no input; the channel object is dropped so unread client data can
-        // never fill its queue and stall the connection.
         self.channels.insert(channel.id(), ChannelInfo::default());
-        drop(channel);
-        reply.accept().await;
+        if !self.is_proxy() {
+            // Commands read no input; dropping the channel object means unread client data
+            // can never fill its queue and stall the connection.
+            drop(channel);
+            reply.accept().await;
+            return Ok(());
+        }
+        self.ensure_proxy().await;
+        let handle = session.handle();
+        match self.open_session() {
+            Some(p) => match p.open_channel(channel, handle, None).await {
+                Ok(()) => reply.accept().await,
+                Err(e) => {
+                    tracing::info!(error = %e, "target refused a channel");
+                    reply.reject(ChannelOpenFailure::ConnectFailed).await;
+                }
+            },
+            None => {
+                drop(channel);
+                reply.accept().await;
+            }
+        }
         Ok(())
     }
 
     async fn channel_open_direct_tcpip(
         &mut self,
-        _channel: Channel<Msg>,
-        _host_to_connect: &str,
-        _port_to_connect: u32,
-        _originator_address: &str,
-        _originator_port: u32,
+        channel: Channel<Msg>,
+        host_to_connect: &str,
+        port_to_connect: u32,
+        originator_address: &str,
+        originator_port: u32,
         reply: russh::server::ChannelOpenHandle,
-        _session: &mut Session,
+        session: &mut Session,
     ) -> Result<(), Self::Error> {
-        reply
-            .reject(ChannelOpenFailure::AdministrativelyProhibited)
-            .await;
+        if !self.is_proxy() {
+            reply
+                .reject(ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
+            return Ok(());
+        }
+        self.ensure_proxy().await;
+        let handle = session.handle();
+        let Some(p) = self.open_session() else {
+            reply
+                .reject(ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
+            return Ok(());
+        };
+        if !p.role().port_forwarding {
+            tracing::info!(session = %p.live.id, to = %format!("{host_to_connect}:{port_to_connect}"), "port forwarding refused by role");
+            reply
+                .reject(ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
+            return Ok(());
+        }
+        let fwd = Some((
+            host_to_connect.to_string(),
+            port_to_connect,
+            originator_address.to_string(),
+            originator_port,
+        ));
+        match p.open_channel(channel, handle, fwd).await {
+            Ok(()) => reply.accept().await,
+            Err(_) => reply.reject(ChannelOpenFailure::ConnectFailed).await,
+        }
         Ok(())
     }
 
@@ -210,28 +345,48 @@ impl russh::server::Handler for Connection {
     async fn pty_request(
         &mut self,
         channel: ChannelId,
-        _term: &str,
-        _col_width: u32,
-        _row_height: u32,
-        _pix_width: u32,
-        _pix_height: u32,
-        _modes: &[(russh::Pty, u32)],
+        term: &str,
+        col_width: u32,
+        row_height: u32,
+        pix_width: u32,
+        pix_height: u32,
+        modes: &[(russh::Pty, u32)],
         session: &mut Session,
     ) -> Result<(), Self::Error> {
         self.channels.entry(channel).or_default().pty = true;
-        session.channel_success(channel)?;
+        let ok = match self.open_session() {
+            Some(p) if p.has_channel(channel) => {
+                p.pty(
+                    channel, term, col_width, row_height, pix_width, pix_height, modes,
+                )
+                .await
+            }
+            _ => true,
+        };
+        if ok {
+            session.channel_success(channel)?;
+        } else {
+            session.channel_failure(channel)?;
+        }
         Ok(())
     }
 
     async fn env_request(
         &mut self,
         channel: ChannelId,
-        _name: &str,
-        _value: &str,
+        name: &str,
+        value: &str,
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        // The command interface takes no environment; say so rather than pretend.
-        session.channel_failure(channel)?;
+        let ok = match self.open_session() {
+            Some(p) if proxy::env_allowed(name) => p.env(channel, name, value).await,
+            _ => false,
+        };
+        if ok {
+            session.channel_success(channel)?;
+        } else {
+            session.channel_failure(channel)?;
+        }
         Ok(())
     }
 
@@ -240,7 +395,17 @@ impl russh::server::Handler for Connection {
         channel: ChannelId,
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        self.start(channel, String::new(), session)
+        if !self.is_proxy() {
+            return self.start_command(channel, String::new(), session);
+        }
+        if let Some(line) = self.refusal() {
+            return self.refuse_channel(channel, line, session);
+        }
+        let ok = match self.open_session() {
+            Some(p) => p.shell(channel).await,
+            None => false,
+        };
+        answer(session, channel, ok)
     }
 
     async fn exec_request(
@@ -249,16 +414,100 @@ impl russh::server::Handler for Connection {
         data: &[u8],
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        self.start(channel, String::from_utf8_lossy(data).into_owned(), session)
+        if !self.is_proxy() {
+            return self.start_command(
+                channel,
+                String::from_utf8_lossy(data).into_owned(),
+                session,
+            );
+        }
+        if let Some(line) = self.refusal() {
+            return self.refuse_channel(channel, line, session);
+        }
+        let ok = match self.open_session() {
+            Some(p) => p.exec(channel, data).await,
+            None => false,
+        };
+        answer(session, channel, ok)
     }
 
     async fn subsystem_request(
         &mut self,
         channel: ChannelId,
-        _name: &str,
+        name: &str,
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        session.channel_failure(channel)?;
+        if !self.is_proxy() {
+            session.channel_failure(channel)?;
+            return Ok(());
+        }
+        if let Some(line) = self.refusal() {
+            return self.refuse_channel(channel, line, session);
+        }
+        let ok = match self.open_session() {
+            Some(p) if name == "sftp" && !p.role().sftp => {
+                let role = p.role().name.clone();
+                return self.refuse_channel(
+                    channel,
+                    format!("sftp is not allowed by role {role}."),
+                    session,
+                );
+            }
+            Some(p) => p.subsystem(channel, name).await,
+            None => false,
+        };
+        answer(session, channel, ok)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn window_change_request(
+        &mut self,
+        channel: ChannelId,
+        col_width: u32,
+        row_height: u32,
+        pix_width: u32,
+        pix_height: u32,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        if let Some(p) = self.open_session() {
+            p.window_change(channel, col_width, row_height, pix_width, pix_height)
+                .await;
+        }
+        Ok(())
+    }
+
+    async fn signal(
+        &mut self,
+        channel: ChannelId,
+        signal: russh::Sig,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        if let Some(p) = self.open_session() {
+            p.signal(channel, signal).await;
+        }
+        Ok(())
+    }
+
+    async fn data(
+        &mut self,
+        channel: ChannelId,
+        data: &[u8],
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        if let Some(p) = self.open_session() {
+            p.data(channel, data).await;
+        }
+        Ok(())
+    }
+
+    async fn channel_eof(
+        &mut self,
+        channel: ChannelId,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        if let Some(p) = self.open_session() {
+            p.eof(channel).await;
+        }
         Ok(())
     }
 
@@ -267,7 +516,9 @@ impl russh::server::Handler for Connection {
         _channel: ChannelId,
         _session: &mut Session,
     ) -> Result<bool, Self::Error> {
-        // russh answers `false` with a failure reply.
+        // Agent forwarding is refused: a forwarded agent on a target is a credential the
+        // user would be handing to everyone with root there. russh answers `false` with a
+        // failure reply.
         Ok(false)
     }
 
@@ -284,12 +535,35 @@ impl russh::server::Handler for Connection {
         Ok(())
     }
 
+    async fn tcpip_forward(
+        &mut self,
+        _address: &str,
+        _port: &mut u32,
+        _session: &mut Session,
+    ) -> Result<bool, Self::Error> {
+        // Remote forwarding (-R) would open a listener on the target on the user's behalf;
+        // refused.
+        Ok(false)
+    }
+
     async fn channel_close(
         &mut self,
         channel: ChannelId,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
         self.channels.remove(&channel);
+        if let Some(p) = self.open_session() {
+            p.close(channel).await;
+        }
         Ok(())
     }
+}
+
+fn answer(session: &mut Session, channel: ChannelId, ok: bool) -> Result<(), ConnectionError> {
+    if ok {
+        session.channel_success(channel)?;
+    } else {
+        session.channel_failure(channel)?;
+    }
+    Ok(())
 }

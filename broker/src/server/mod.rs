@@ -7,7 +7,8 @@
 
 mod connection;
 
-use crate::broker::Broker;
+use crate::proxy::killable::Killable;
+use crate::proxy::{DataPlane, SessionSlot};
 use russh::keys::ssh_key::PrivateKey;
 use russh::server::Config;
 use russh::MethodKind;
@@ -41,7 +42,7 @@ pub fn config(host_key: PrivateKey) -> Config {
 /// Serve SSH on an already-bound listener until `shutdown` resolves. Tests bind port 0.
 pub async fn serve(
     listener: TcpListener,
-    broker: Arc<Broker>,
+    plane: Arc<DataPlane>,
     config: Arc<Config>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
@@ -60,10 +61,16 @@ pub async fn serve(
                     }
                 };
                 let _ = socket.set_nodelay(true);
-                let handler = connection::Connection::new(Arc::clone(&broker), peer);
+                // One token fails both sockets of this connection (client and, when
+                // proxying, target): the kill switch and the end of the connection use it.
+                let kill = tokio_util::sync::CancellationToken::new();
+                let slot = Arc::new(SessionSlot::default());
+                let handler = connection::Connection::new(Arc::clone(&plane), peer, kill.clone(), Arc::clone(&slot));
                 let config = Arc::clone(&config);
+                let plane = Arc::clone(&plane);
                 connections.spawn(async move {
-                    match russh::server::run_stream(config, socket, handler).await {
+                    let stream = Killable::new(socket, kill.clone());
+                    match russh::server::run_stream(config, stream, handler).await {
                         Ok(session) => {
                             if let Err(e) = session.await {
                                 tracing::debug!(%peer, error = %e, "connection ended with error");
@@ -71,12 +78,28 @@ pub async fn serve(
                         }
                         Err(e) => tracing::debug!(%peer, error = %e, "connection setup failed"),
                     }
+                    // The client socket is closed; make sure the target's is too, then
+                    // record how the session ended.
+                    kill.cancel();
+                    if let Some(live) = slot.take() {
+                        let exit = slot.exit_status.lock().ok().and_then(|e| *e);
+                        plane.record_end(&live, exit).await;
+                    }
                 });
             }
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             _ = &mut shutdown => break,
         }
     }
+    // Cut proxied sessions with a line saying why, give connections a moment to record
+    // their ends, then stop whatever is left.
+    plane.registry.cut_where(
+        |_| true,
+        "broker_shutdown",
+        |_| "the latch broker is shutting down. This session is closed.".to_string(),
+    );
+    let drain = async { while connections.join_next().await.is_some() {} };
+    let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
     connections.shutdown().await;
     Ok(())
 }

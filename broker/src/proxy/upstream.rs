@@ -1,0 +1,172 @@
+//! The broker's SSH client leg: connect to a target's stock `sshd`, verify its host key
+//! against what the config pinned, and log in with a certificate minted for this one
+//! connection.
+
+use ca::{CertRequest, HostKeyTrust, TrustError, UserCa};
+use chrono::{DateTime, Utc};
+use russh::client;
+use russh::keys::ssh_key::{Algorithm, Certificate, PrivateKey, PublicKey};
+use russh::keys::PublicKeyOrCertificate;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+use super::killable::Killable;
+
+/// How long a target may take to accept TCP, finish key exchange and authenticate.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum UpstreamError {
+    /// The target presented a host key the config does not pin: possibly a
+    /// man-in-the-middle, possibly a re-keyed host.
+    #[error("{0}")]
+    HostKey(TrustError),
+    #[error("host {host} has no usable host_keys in the config ({source}); an admin must pin its key (latch hosts scan) before anyone can connect")]
+    NoTrust { host: String, source: TrustError },
+    #[error("cannot reach {host} at {address}: {reason}")]
+    Connect {
+        host: String,
+        address: String,
+        reason: String,
+    },
+    #[error("{host} refused latch's certificate for login {login:?}: does its sshd trust the latch CA (TrustedUserCAKeys) and does user {login:?} exist there?")]
+    AuthRefused { host: String, login: String },
+    #[error("could not mint a certificate: {0}")]
+    Mint(#[from] ca::CaError),
+    #[error("could not create a connection key: {0}")]
+    Key(String),
+}
+
+impl UpstreamError {
+    /// A short tag for the audit log.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            UpstreamError::HostKey(_) => "host_key_mismatch",
+            UpstreamError::NoTrust { .. } => "host_key_not_pinned",
+            UpstreamError::Connect { .. } => "unreachable",
+            UpstreamError::AuthRefused { .. } => "target_refused_certificate",
+            UpstreamError::Mint(_) | UpstreamError::Key(_) => "certificate",
+        }
+    }
+}
+
+/// The russh client handler: verifies the target's host key.
+pub struct TargetHandler {
+    host: String,
+    trust: HostKeyTrust,
+    /// Why the host key was refused, so the user's message can say so (russh itself reports
+    /// only that the key was not accepted).
+    refusal: Arc<Mutex<Option<TrustError>>>,
+}
+
+impl client::Handler for TargetHandler {
+    type Error = russh::Error;
+
+    async fn check_server_key(
+        &mut self,
+        key: &PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
+        match self.trust.check_presented(&self.host, key, Utc::now()) {
+            Ok(()) => Ok(true),
+            Err(e) => {
+                if let Ok(mut r) = self.refusal.lock() {
+                    *r = Some(e);
+                }
+                Ok(false)
+            }
+        }
+    }
+}
+
+/// What one upstream connection is for.
+pub struct Target<'a> {
+    pub host: &'a str,
+    pub address: &'a str,
+    pub host_keys: &'a [String],
+    pub login: &'a str,
+}
+
+/// An authenticated connection to a target.
+pub struct Connected {
+    pub handle: client::Handle<TargetHandler>,
+    pub cert: Certificate,
+}
+
+pub fn client_config() -> client::Config {
+    client::Config {
+        nodelay: true,
+        // No inactivity timeout: the client side decides when a session is dead, and an idle
+        // but live shell must not be dropped by the broker.
+        inactivity_timeout: None,
+        keepalive_interval: Some(Duration::from_secs(60)),
+        ..Default::default()
+    }
+}
+
+/// Connect, verify the host key, mint a certificate for a fresh key, authenticate.
+pub async fn connect(
+    config: Arc<client::Config>,
+    target: &Target<'_>,
+    user_ca: &UserCa,
+    cert_for: impl FnOnce(&PublicKey) -> CertRequest<'_>,
+    now: DateTime<Utc>,
+    kill: CancellationToken,
+) -> Result<Connected, UpstreamError> {
+    let trust =
+        HostKeyTrust::new(target.host_keys, &[]).map_err(|source| UpstreamError::NoTrust {
+            host: target.host.to_string(),
+            source,
+        })?;
+    // A fresh key per upstream connection: nothing a target sees is reusable elsewhere.
+    let key = PrivateKey::random(&mut rand::rng(), Algorithm::Ed25519)
+        .map_err(|e| UpstreamError::Key(e.to_string()))?;
+    let cert = user_ca.mint_user_cert(&cert_for(key.public_key()), now)?;
+
+    let refusal = Arc::new(Mutex::new(None));
+    let handler = TargetHandler {
+        host: target.host.to_string(),
+        trust,
+        refusal: Arc::clone(&refusal),
+    };
+    let connect_err = |reason: String| UpstreamError::Connect {
+        host: target.host.to_string(),
+        address: target.address.to_string(),
+        reason,
+    };
+    let attempt = async {
+        let socket = tokio::net::TcpStream::connect(target.address)
+            .await
+            .map_err(|e| connect_err(e.to_string()))?;
+        let _ = socket.set_nodelay(true);
+        let socket = Killable::new(socket, kill);
+        let mut handle = match client::connect_stream(config, socket, handler).await {
+            Ok(h) => h,
+            Err(e) => {
+                if let Some(t) = refusal.lock().ok().and_then(|mut r| r.take()) {
+                    return Err(UpstreamError::HostKey(t));
+                }
+                return Err(connect_err(e.to_string()));
+            }
+        };
+        let auth = handle
+            .authenticate_openssh_cert(target.login, Arc::new(key), cert.clone())
+            .await
+            .map_err(|e| connect_err(e.to_string()))?;
+        match auth {
+            client::AuthResult::Success => Ok(Connected { handle, cert }),
+            _ => Err(UpstreamError::AuthRefused {
+                host: target.host.to_string(),
+                login: target.login.to_string(),
+            }),
+        }
+    };
+    match tokio::time::timeout(CONNECT_TIMEOUT, attempt).await {
+        Ok(r) => r,
+        Err(_) => Err(connect_err(format!(
+            "no answer within {}s",
+            CONNECT_TIMEOUT.as_secs()
+        ))),
+    }
+}
