@@ -204,3 +204,150 @@ impl State {
         actor == s.user || settings.is_admin(actor) || settings.is_approver_for(actor, &s.role)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::fixtures::{t, World};
+    use crate::state::SYSTEM_ACTOR;
+
+    fn start(
+        w: &mut World,
+        user: &str,
+        login: &str,
+        host: &str,
+        now: DateTime<Utc>,
+    ) -> SessionStart {
+        let (outcome, start) =
+            w.state
+                .start_session(&w.settings, user, login, host, "127.0.0.1:5000", now);
+        w.commit(user, now, Ok(outcome));
+        start
+    }
+
+    fn ended(id: SessionId) -> Event {
+        Event::SessionEnded(SessionEnded {
+            id,
+            cause: "closed".into(),
+            detail: None,
+            duration_ms: 5,
+            bytes_in: 1,
+            bytes_out: 2,
+            exit_status: Some(0),
+            cut_ms: None,
+        })
+    }
+
+    #[test]
+    fn an_allowed_session_is_recorded_with_a_fresh_id_and_its_grant() {
+        let mut w = World::new();
+        let g = w.granted("alice", "prod-db-*", t(9, 0));
+        let SessionStart::Allowed(s1) = start(&mut w, "alice", "root", "prod-db-01", t(9, 1))
+        else {
+            panic!("expected allow")
+        };
+        assert_eq!(s1.id, SessionId(1));
+        assert_eq!(s1.by, AllowedBy::Grant(g));
+        assert_eq!(s1.role, "db-admin");
+        assert!(s1.until.is_some());
+        let SessionStart::Allowed(s2) = start(&mut w, "alice", "postgres", "prod-db-02", t(9, 2))
+        else {
+            panic!("expected allow")
+        };
+        assert_eq!(s2.id, SessionId(2), "ids never repeat");
+        assert_eq!(w.state.open_sessions().count(), 2);
+        w.apply(ended(s1.id), t(9, 3), SYSTEM_ACTOR);
+        assert_eq!(w.state.open_sessions().count(), 1);
+        assert!(w.state.open_session(s1.id).is_none());
+    }
+
+    #[test]
+    fn a_denied_session_is_recorded_with_the_reason_and_what_to_request() {
+        let mut w = World::new();
+        let SessionStart::Denied {
+            reason,
+            could_request,
+        } = start(&mut w, "alice", "root", "prod-db-01", t(9, 0))
+        else {
+            panic!("expected deny")
+        };
+        assert!(!reason.is_empty());
+        assert!(
+            could_request.iter().any(|r| r.role == "db-admin"),
+            "{could_request:?}"
+        );
+        let (last, _, _) = w.log.last().expect("denial is logged");
+        assert!(
+            matches!(last, Event::SessionDenied { user, host, .. } if user == "alice" && host == "prod-db-01")
+        );
+        assert_eq!(w.state.open_sessions().count(), 0);
+    }
+
+    #[test]
+    fn session_ids_continue_after_replay() {
+        let mut w = World::new();
+        w.granted("alice", "prod-db-*", t(9, 0));
+        start(&mut w, "alice", "root", "prod-db-01", t(9, 1));
+        let mut replayed = State::new();
+        for (e, at, actor) in &w.log {
+            replayed.apply(e, *at, actor).expect("replays");
+        }
+        assert_eq!(replayed.next_session_id(), 2);
+        assert_eq!(replayed.open_sessions().count(), 1);
+    }
+
+    #[test]
+    fn a_reused_session_id_in_the_log_is_refused() {
+        let mut w = World::new();
+        w.granted("alice", "prod-db-*", t(9, 0));
+        let SessionStart::Allowed(s) = start(&mut w, "alice", "root", "prod-db-01", t(9, 1)) else {
+            panic!()
+        };
+        let again = Event::SessionStarted(s);
+        assert!(w.state.apply(&again, t(9, 2), "alice").is_err());
+    }
+
+    #[test]
+    fn who_may_kill_a_session() {
+        let mut w = World::new();
+        w.granted("alice", "prod-db-*", t(9, 0));
+        let SessionStart::Allowed(s) = start(&mut w, "alice", "root", "prod-db-01", t(9, 1)) else {
+            panic!()
+        };
+        // bob approves db-admin, erin is an admin, alice owns it: all may.
+        for actor in ["bob", "erin", "alice"] {
+            let out = w
+                .state
+                .kill_session(&w.settings, actor, s.id, Some("enough"), t(9, 2))
+                .expect(actor);
+            assert!(matches!(&out.events[0], Event::SessionKilled { by, .. } if by == actor));
+        }
+        // carol is neither.
+        let e = w
+            .state
+            .kill_session(&w.settings, "carol", s.id, None, t(9, 2))
+            .unwrap_err();
+        assert!(matches!(e, PolicyError::Forbidden(_)), "{e:?}");
+        let e = w
+            .state
+            .kill_session(&w.settings, "bob", SessionId(99), None, t(9, 2))
+            .unwrap_err();
+        assert!(
+            matches!(e, PolicyError::NotFound(ref m) if m.contains("sessions")),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn session_ids_parse_and_print() {
+        assert_eq!("s17".parse::<SessionId>(), Ok(SessionId(17)));
+        assert_eq!("S3".parse::<SessionId>(), Ok(SessionId(3)));
+        assert_eq!("4".parse::<SessionId>(), Ok(SessionId(4)));
+        assert!("g3".parse::<SessionId>().is_err());
+        assert!("s".parse::<SessionId>().is_err());
+        assert!("s99999999999999999999999".parse::<SessionId>().is_err());
+        assert_eq!(SessionId(5).to_string(), "s5");
+        let json = serde_json::to_string(&SessionId(5)).unwrap();
+        assert_eq!(json, "\"s5\"");
+    }
+}
