@@ -116,6 +116,8 @@ sftp = true
 #   name       the name users type: ssh -p 2222 LOGIN@NAME@bastion
 #   address    host:port of the target's sshd
 #   host_keys  the target's pinned SSH host key(s); a connection to a key not listed is refused
+#              (`latch hosts scan HOST:PORT` prints them with their fingerprint)
+#   host_cas   host CA public key(s) trusted to certify this host (the certificate must name it)
 #   labels     free-form key/value pairs
 # [[hosts]]
 # name = "web-01"

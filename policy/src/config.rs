@@ -104,6 +104,8 @@ pub struct RawHost {
     #[serde(default)]
     pub host_keys: Vec<String>,
     #[serde(default)]
+    pub host_cas: Vec<String>,
+    #[serde(default)]
     pub labels: BTreeMap<String, String>,
 }
 
@@ -232,6 +234,8 @@ pub struct Host {
     pub address: String,
     /// Pinned host keys (OpenSSH public key lines).
     pub host_keys: Vec<UserKey>,
+    /// Host CAs trusted to certify this host's key (the certificate must name the host).
+    pub host_cas: Vec<UserKey>,
     pub labels: BTreeMap<String, String>,
 }
 

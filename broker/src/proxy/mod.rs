@@ -205,6 +205,7 @@ impl DataPlane {
             ));
         };
         let host_keys: Vec<String> = host.host_keys.iter().map(|k| k.canonical()).collect();
+        let host_cas: Vec<String> = host.host_cas.iter().map(|k| k.canonical()).collect();
         let grant_ref = match &started.by {
             AllowedBy::Grant(id) => id.to_string(),
             AllowedBy::StandingRole(r) => format!("role:{r}"),
@@ -221,6 +222,7 @@ impl DataPlane {
             host: &host.name,
             address: &host.address,
             host_keys: &host_keys,
+            host_cas: &host_cas,
             login: &target.login,
         };
         let session_id = started.id.to_string();

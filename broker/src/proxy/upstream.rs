@@ -85,6 +85,7 @@ pub struct Target<'a> {
     pub host: &'a str,
     pub address: &'a str,
     pub host_keys: &'a [String],
+    pub host_cas: &'a [String],
     pub login: &'a str,
 }
 
@@ -114,11 +115,12 @@ pub async fn connect(
     now: DateTime<Utc>,
     kill: CancellationToken,
 ) -> Result<Connected, UpstreamError> {
-    let trust =
-        HostKeyTrust::new(target.host_keys, &[]).map_err(|source| UpstreamError::NoTrust {
+    let trust = HostKeyTrust::new(target.host_keys, target.host_cas).map_err(|source| {
+        UpstreamError::NoTrust {
             host: target.host.to_string(),
             source,
-        })?;
+        }
+    })?;
     // A fresh key per upstream connection: nothing a target sees is reusable elsewhere.
     let key = PrivateKey::random(&mut rand::rng(), Algorithm::Ed25519)
         .map_err(|e| UpstreamError::Key(e.to_string()))?;

@@ -86,6 +86,7 @@ pub(super) fn read(text: &str) -> (Option<RawConfig>, Vec<ConfigIssue>) {
             name: f.string("name"),
             address: f.string("address"),
             host_keys: f.strings("host_keys"),
+            host_cas: f.strings("host_cas"),
             labels: f.string_map("labels"),
         });
         f.finish();

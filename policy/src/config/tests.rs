@@ -741,6 +741,7 @@ auditor = true
 name = "db-1"
 address = "db-1:22"
 host_keys = ["{k}"]
+host_cas = ["{k}"]
 labels = {{ env = "prod" }}
 "#,
         k = key(1)

@@ -542,10 +542,21 @@ impl Validator {
                 ),
             }
         }
+        let mut host_cas: Vec<UserKey> = Vec::with_capacity(raw.host_cas.len());
+        for (k, line) in raw.host_cas.iter().enumerate() {
+            match key::parse(line) {
+                Ok(key) => host_cas.push(key),
+                Err(e) => self.push(
+                    format!("{at}.host_cas[{k}]"),
+                    e.replace("key data", "host CA key data"),
+                ),
+            }
+        }
         Host {
             name: raw.name.clone().unwrap_or_default(),
             address: raw.address.clone().unwrap_or_default(),
             host_keys,
+            host_cas,
             labels: raw.labels.clone(),
         }
     }
