@@ -133,6 +133,13 @@ enum Request<'a> {
     Exec(&'a [u8]),
     Subsystem(&'a str),
     Env(&'a str, &'a str),
+    Agent,
+    X11 {
+        single: bool,
+        protocol: &'a str,
+        cookie: &'a str,
+        screen: u32,
+    },
 }
 
 /// Why a proxied connection cannot proceed, as the one line the user sees.
@@ -147,6 +154,7 @@ impl DataPlane {
         peer: SocketAddr,
         kill: CancellationToken,
         slot: &SessionSlot,
+        client: russh::server::Handle,
     ) -> Result<ProxySession, Refusal> {
         let (u, l, h, src) = (
             user.to_string(),
@@ -215,8 +223,14 @@ impl DataPlane {
         let permissions = Permissions {
             pty: true,
             port_forwarding: role.port_forwarding,
-            agent_forwarding: false,
-            x11_forwarding: false,
+            agent_forwarding: role.agent_forwarding,
+            x11_forwarding: role.x11_forwarding,
+        };
+        let bridge = upstream::Bridge {
+            client,
+            stop: live.stop.clone(),
+            agent: role.agent_forwarding,
+            x11: role.x11_forwarding,
         };
         let target_desc = upstream::Target {
             host: &host.name,
@@ -244,6 +258,7 @@ impl DataPlane {
             },
             now,
             kill.clone(),
+            bridge,
         );
         let connected = tokio::select! {
             c = connect => c,
@@ -500,6 +515,13 @@ impl ProxySession {
             Request::Exec(command) => up.exec(true, command.to_vec()).await,
             Request::Subsystem(name) => up.request_subsystem(true, name).await,
             Request::Env(name, value) => up.set_env(true, name, value).await,
+            Request::Agent => up.agent_forward(true).await,
+            Request::X11 {
+                single,
+                protocol,
+                cookie,
+                screen,
+            } => up.request_x11(true, single, protocol, cookie, screen).await,
         };
         if sent.is_err() {
             return false;
@@ -556,6 +578,37 @@ impl ProxySession {
 
     pub async fn env(&mut self, id: ChannelId, name: &str, value: &str) -> bool {
         self.ask(id, Request::Env(name, value)).await
+    }
+
+    /// Agent forwarding, only where the role allows it (the caller checks).
+    pub async fn agent(&mut self, id: ChannelId) -> bool {
+        let ok = self.ask(id, Request::Agent).await;
+        tracing::info!(session = %self.live.id, ok, "agent forwarding requested");
+        ok
+    }
+
+    /// X11 forwarding, only where the role allows it (the caller checks).
+    pub async fn x11(
+        &mut self,
+        id: ChannelId,
+        single: bool,
+        protocol: &str,
+        cookie: &str,
+        screen: u32,
+    ) -> bool {
+        let ok = self
+            .ask(
+                id,
+                Request::X11 {
+                    single,
+                    protocol,
+                    cookie,
+                    screen,
+                },
+            )
+            .await;
+        tracing::info!(session = %self.live.id, ok, "X11 forwarding requested");
+        ok
     }
 
     pub async fn window_change(&mut self, id: ChannelId, cols: u32, rows: u32, pw: u32, ph: u32) {

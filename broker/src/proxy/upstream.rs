@@ -52,14 +52,52 @@ impl UpstreamError {
     }
 }
 
-/// The russh client handler: verifies the target's host key.
+/// Where channels the target opens back to us go: agent and X11 channels are bridged to the
+/// client when the role allows them; everything else a target might open is refused.
+pub struct Bridge {
+    /// The client connection, to open the matching channel on.
+    pub client: russh::server::Handle,
+    /// The session's stop token: bridges end with the session.
+    pub stop: CancellationToken,
+    pub agent: bool,
+    pub x11: bool,
+}
+
+/// The russh client handler: verifies the target's host key, and bridges the channels the
+/// target opens back (agent, X11) when the role allows them.
 pub struct TargetHandler {
     host: String,
     trust: HostKeyTrust,
+    bridge: Bridge,
     /// Why the host key was refused, so the user's message can say so (russh itself reports
     /// only that the key was not accepted).
     refusal: Arc<Mutex<Option<TrustError>>>,
 }
+
+/// Copy both ways between a target-opened channel and its client-side twin until either
+/// ends or the session stops.
+fn splice(
+    up: russh::Channel<client::Msg>,
+    down: impl std::future::Future<Output = Result<russh::Channel<russh::server::Msg>, russh::Error>>
+        + Send
+        + 'static,
+    stop: CancellationToken,
+) {
+    tokio::spawn(async move {
+        let Ok(down) = down.await else {
+            let _ = up.close().await;
+            return;
+        };
+        let mut up = up.into_stream();
+        let mut down = down.into_stream();
+        tokio::select! {
+            _ = tokio::io::copy_bidirectional(&mut up, &mut down) => {}
+            _ = stop.cancelled() => {}
+        }
+    });
+}
+
+const PROHIBITED: russh::ChannelOpenFailure = russh::ChannelOpenFailure::AdministrativelyProhibited;
 
 impl client::Handler for TargetHandler {
     type Error = russh::Error;
@@ -77,6 +115,103 @@ impl client::Handler for TargetHandler {
                 Ok(false)
             }
         }
+    }
+
+    async fn server_channel_open_agent_forward(
+        &mut self,
+        channel: russh::Channel<client::Msg>,
+        reply: client::ChannelOpenHandle,
+        _session: &mut client::Session,
+    ) -> Result<(), Self::Error> {
+        if !self.bridge.agent {
+            reply.reject(PROHIBITED).await;
+            return Ok(());
+        }
+        reply.accept().await;
+        let client = self.bridge.client.clone();
+        splice(
+            channel,
+            async move { client.channel_open_agent().await },
+            self.bridge.stop.clone(),
+        );
+        Ok(())
+    }
+
+    async fn server_channel_open_x11(
+        &mut self,
+        channel: russh::Channel<client::Msg>,
+        originator_address: &str,
+        originator_port: u32,
+        reply: client::ChannelOpenHandle,
+        _session: &mut client::Session,
+    ) -> Result<(), Self::Error> {
+        if !self.bridge.x11 {
+            reply.reject(PROHIBITED).await;
+            return Ok(());
+        }
+        reply.accept().await;
+        let client = self.bridge.client.clone();
+        let origin = originator_address.to_string();
+        splice(
+            channel,
+            async move { client.channel_open_x11(origin, originator_port).await },
+            self.bridge.stop.clone(),
+        );
+        Ok(())
+    }
+
+    // Nothing else a target opens toward us is wanted: russh's defaults would accept and
+    // silently drop these.
+
+    #[allow(clippy::too_many_arguments)]
+    async fn server_channel_open_forwarded_tcpip(
+        &mut self,
+        _channel: russh::Channel<client::Msg>,
+        _connected_address: &str,
+        _connected_port: u32,
+        _originator_address: &str,
+        _originator_port: u32,
+        reply: client::ChannelOpenHandle,
+        _session: &mut client::Session,
+    ) -> Result<(), Self::Error> {
+        reply.reject(PROHIBITED).await;
+        Ok(())
+    }
+
+    async fn server_channel_open_forwarded_streamlocal(
+        &mut self,
+        _channel: russh::Channel<client::Msg>,
+        _socket_path: &str,
+        reply: client::ChannelOpenHandle,
+        _session: &mut client::Session,
+    ) -> Result<(), Self::Error> {
+        reply.reject(PROHIBITED).await;
+        Ok(())
+    }
+
+    async fn server_channel_open_session(
+        &mut self,
+        _channel: russh::Channel<client::Msg>,
+        reply: client::ChannelOpenHandle,
+        _session: &mut client::Session,
+    ) -> Result<(), Self::Error> {
+        reply.reject(PROHIBITED).await;
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn server_channel_open_direct_tcpip(
+        &mut self,
+        _channel: russh::Channel<client::Msg>,
+        _host_to_connect: &str,
+        _port_to_connect: u32,
+        _originator_address: &str,
+        _originator_port: u32,
+        reply: client::ChannelOpenHandle,
+        _session: &mut client::Session,
+    ) -> Result<(), Self::Error> {
+        reply.reject(PROHIBITED).await;
+        Ok(())
     }
 }
 
@@ -114,6 +249,7 @@ pub async fn connect(
     cert_for: impl FnOnce(&PublicKey) -> CertRequest<'_>,
     now: DateTime<Utc>,
     kill: CancellationToken,
+    bridge: Bridge,
 ) -> Result<Connected, UpstreamError> {
     let trust = HostKeyTrust::new(target.host_keys, target.host_cas).map_err(|source| {
         UpstreamError::NoTrust {
@@ -130,6 +266,7 @@ pub async fn connect(
     let handler = TargetHandler {
         host: target.host.to_string(),
         trust,
+        bridge,
         refusal: Arc::clone(&refusal),
     };
     let connect_err = |reason: String| UpstreamError::Connect {

@@ -145,7 +145,7 @@ impl Connection {
     }
 
     /// Decide and connect on the first channel of a proxied connection.
-    async fn ensure_proxy(&mut self) {
+    async fn ensure_proxy(&mut self, client: Handle) {
         let Some(Proxy::Pending(target)) = &self.proxy else {
             return;
         };
@@ -155,7 +155,14 @@ impl Connection {
         };
         let opened = self
             .plane
-            .open(&user, &target, self.peer, self.kill.clone(), &self.slot)
+            .open(
+                &user,
+                &target,
+                self.peer,
+                self.kill.clone(),
+                &self.slot,
+                client,
+            )
             .await;
         self.proxy = Some(match opened {
             Ok(s) => Proxy::Open(Box::new(s)),
@@ -279,8 +286,8 @@ impl russh::server::Handler for Connection {
             reply.accept().await;
             return Ok(());
         }
-        self.ensure_proxy().await;
         let handle = session.handle();
+        self.ensure_proxy(handle.clone()).await;
         match self.open_session() {
             Some(p) => match p.open_channel(channel, handle, None).await {
                 Ok(()) => reply.accept().await,
@@ -313,8 +320,8 @@ impl russh::server::Handler for Connection {
                 .await;
             return Ok(());
         }
-        self.ensure_proxy().await;
         let handle = session.handle();
+        self.ensure_proxy(handle.clone()).await;
         let Some(p) = self.open_session() else {
             reply
                 .reject(ChannelOpenFailure::AdministrativelyProhibited)
@@ -513,26 +520,36 @@ impl russh::server::Handler for Connection {
 
     async fn agent_request(
         &mut self,
-        _channel: ChannelId,
+        channel: ChannelId,
         _session: &mut Session,
     ) -> Result<bool, Self::Error> {
-        // Agent forwarding is refused: a forwarded agent on a target is a credential the
-        // user would be handing to everyone with root there. russh answers `false` with a
+        // A forwarded agent on a target is a credential handed to everyone with root there:
+        // only roles with agent_forwarding = true get it. russh answers `false` with a
         // failure reply.
-        Ok(false)
+        match self.open_session() {
+            Some(p) if p.role().agent_forwarding => Ok(p.agent(channel).await),
+            _ => Ok(false),
+        }
     }
 
     async fn x11_request(
         &mut self,
         channel: ChannelId,
-        _single_connection: bool,
-        _protocol: &str,
-        _cookie: &str,
-        _screen: u32,
+        single_connection: bool,
+        protocol: &str,
+        cookie: &str,
+        screen: u32,
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        session.channel_failure(channel)?;
-        Ok(())
+        // X11 windows of a target on the user's display: only for roles that allow it.
+        let ok = match self.open_session() {
+            Some(p) if p.role().x11_forwarding => {
+                p.x11(channel, single_connection, protocol, cookie, screen)
+                    .await
+            }
+            _ => false,
+        };
+        answer(session, channel, ok)
     }
 
     async fn tcpip_forward(
