@@ -87,7 +87,8 @@ can_request = ["demo", "ops"]
 #   port_forwarding   ssh -L allowed; default false
 #   agent_forwarding  ssh -A allowed; default false
 #   x11_forwarding    ssh -X allowed; default false
-#   sftp              sftp/scp/rsync allowed; default false
+#   sftp              the sftp subsystem allowed; default false
+#   record_input      record what the user types (off by default: it includes passwords)
 #   admin             members see everything, revoke any grant, lock users; default false
 #   auditor           members read the audit trail and recordings; default false
 [[roles]]
@@ -111,6 +112,12 @@ max_duration = "4h"
 approvers = ["admin"]
 break_glass = true
 sftp = true
+
+# Recordings of proxied sessions (asciicast for shells and commands, metadata for
+# file transfers and forwarded ports), sealed and signed when they close.
+[recordings]
+# Delete recordings older than this (the deletion is audited). Leave unset to keep them all.
+# retention = "90d"
 
 # Hosts: the targets latch may connect to.
 #   name       the name users type: ssh -p 2222 LOGIN@NAME@bastion

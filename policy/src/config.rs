@@ -37,6 +37,15 @@ pub struct RawConfig {
     pub roles: Vec<RawRole>,
     #[serde(default)]
     pub hosts: Vec<RawHost>,
+    #[serde(default)]
+    pub recordings: RawRecordings,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRecordings {
+    /// Delete recordings older than this. Unset: keep forever.
+    pub retention: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -92,6 +101,7 @@ pub struct RawRole {
     pub agent_forwarding: Option<bool>,
     pub x11_forwarding: Option<bool>,
     pub sftp: Option<bool>,
+    pub record_input: Option<bool>,
     pub admin: Option<bool>,
     pub auditor: Option<bool>,
 }
@@ -114,6 +124,7 @@ pub struct RawHost {
 pub struct Settings {
     pub server: ServerSettings,
     pub jit: JitSettings,
+    pub recordings: RecordingSettings,
     /// Users in file order; look up with [`Settings::user`] / [`Settings::user_by_key`].
     pub users: Vec<User>,
     pub roles: Vec<Role>,
@@ -133,6 +144,12 @@ pub struct ServerSettings {
     pub ssh_listen: std::net::SocketAddr,
     /// As written (relative paths are resolved by the broker against the config's dir).
     pub state_dir: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct RecordingSettings {
+    /// Recordings older than this are deleted (and the deletion audited). None: kept forever.
+    pub retention: Option<Duration>,
 }
 
 #[derive(Debug, Clone)]
@@ -221,6 +238,9 @@ pub struct Role {
     pub agent_forwarding: bool,
     pub x11_forwarding: bool,
     pub sftp: bool,
+    /// Record what the user types (`"i"` events). Off by default: keystrokes include
+    /// passwords typed at prompts.
+    pub record_input: bool,
     /// Standing members may see all requests and sessions, revoke any grant, lock users.
     pub admin: bool,
     /// Standing members may read the audit trail and recordings.

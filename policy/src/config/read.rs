@@ -6,7 +6,9 @@
 //! [`RawConfig`] built from everything that was well-formed.
 
 use super::suggest::did_you_mean;
-use super::{item, ConfigIssue, RawConfig, RawHost, RawJit, RawRole, RawServer, RawUser};
+use super::{
+    item, ConfigIssue, RawConfig, RawHost, RawJit, RawRecordings, RawRole, RawServer, RawUser,
+};
 use std::collections::BTreeMap;
 use toml::{Table, Value};
 
@@ -25,6 +27,7 @@ pub(super) fn read(text: &str) -> (Option<RawConfig>, Vec<ConfigIssue>) {
     let users = top.array_of_tables("users");
     let roles = top.array_of_tables("roles");
     let hosts = top.array_of_tables("hosts");
+    let recordings = top.table("recordings");
     top.finish();
 
     let mut raw = RawConfig::default();
@@ -33,6 +36,13 @@ pub(super) fn read(text: &str) -> (Option<RawConfig>, Vec<ConfigIssue>) {
         raw.server = RawServer {
             ssh_listen: f.string("ssh_listen"),
             state_dir: f.string("state_dir"),
+        };
+        f.finish();
+    }
+    if let Some(t) = recordings {
+        let mut f = Fields::new(t, "recordings", &mut issues);
+        raw.recordings = RawRecordings {
+            retention: f.string("retention"),
         };
         f.finish();
     }
@@ -75,6 +85,7 @@ pub(super) fn read(text: &str) -> (Option<RawConfig>, Vec<ConfigIssue>) {
             agent_forwarding: f.bool("agent_forwarding"),
             x11_forwarding: f.bool("x11_forwarding"),
             sftp: f.bool("sftp"),
+            record_input: f.bool("record_input"),
             admin: f.bool("admin"),
             auditor: f.bool("auditor"),
         });

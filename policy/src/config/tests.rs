@@ -735,6 +735,7 @@ port_forwarding = true
 agent_forwarding = false
 x11_forwarding = true
 sftp = false
+record_input = true
 admin = true
 auditor = true
 [[hosts]]
@@ -743,6 +744,8 @@ address = "db-1:22"
 host_keys = ["{k}"]
 host_cas = ["{k}"]
 labels = {{ env = "prod" }}
+[recordings]
+retention = "90d"
 "#,
         k = key(1)
     );

@@ -8,7 +8,7 @@ use super::names::{address_problem, host_name_problem, login_problem, name_probl
 use super::suggest::did_you_mean;
 use super::{
     item, key, ConfigIssue, Host, JitSettings, RawConfig, RawHost, RawJit, RawRole, RawServer,
-    RawUser, Role, ServerSettings, Settings, User, UserKey,
+    RawUser, RecordingSettings, Role, ServerSettings, Settings, User, UserKey,
 };
 use crate::duration;
 use crate::pattern::HostPattern;
@@ -33,6 +33,12 @@ pub(super) fn validate(raw: &RawConfig) -> Result<Settings, Vec<ConfigIssue>> {
     let mut v = Validator::default();
     let server = v.server(&raw.server);
     let jit = v.jit(&raw.jit);
+    let recordings = RecordingSettings {
+        retention: match v.duration("recordings.retention", &raw.recordings.retention) {
+            Setting::Set(d) => Some(d),
+            Setting::Unset | Setting::Invalid => None,
+        },
+    };
     let role_names = v.unique_names(
         "roles",
         "role",
@@ -76,6 +82,7 @@ pub(super) fn validate(raw: &RawConfig) -> Result<Settings, Vec<ConfigIssue>> {
     Ok(Settings {
         server,
         jit,
+        recordings,
         users,
         roles,
         hosts,
@@ -425,6 +432,7 @@ impl Validator {
             agent_forwarding: raw.agent_forwarding.unwrap_or(false),
             x11_forwarding: raw.x11_forwarding.unwrap_or(false),
             sftp: raw.sftp.unwrap_or(false),
+            record_input: raw.record_input.unwrap_or(false),
             admin: raw.admin.unwrap_or(false),
             auditor: raw.auditor.unwrap_or(false),
         }
