@@ -5,4 +5,5 @@
 //! `cargo build --workspace --bins`.
 
 mod control_plane;
+mod data_plane;
 mod support;

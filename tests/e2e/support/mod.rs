@@ -9,8 +9,17 @@
 //!   state, and [`Latch::ssh`] to run a command over SSH as a user.
 //! - [`Out`]: what a process printed and its exit status.
 //! - [`eventually`]: await a condition with a deadline instead of sleeping.
+//! - [`target`]: real `sshd` targets ([`Target`]) and their `[[hosts]]` entries.
+//! - [`clients`]: `ssh LOGIN@HOST@bastion` through the broker, run to the end
+//!   ([`Latch::to`]) or left running ([`Running`]), and the options `scp`/`sftp`/`rsync` share.
 
 #![allow(dead_code)] // Each test module uses a different part of the support code.
+
+pub mod clients;
+pub mod target;
+
+pub use clients::Running;
+pub use target::Target;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
