@@ -85,6 +85,24 @@ pub enum Event {
     },
     /// A session ended, with how and its totals.
     SessionEnded(crate::session::SessionEnded),
+    /// A channel's recording was sealed: its manifest signed. The hashes put the recording
+    /// under the log's hash chain, so altering it later breaks two independent checks.
+    RecordingSealed {
+        session: crate::session::SessionId,
+        /// The recording's name (`s17-c0`).
+        recording: String,
+        /// SHA-256 of the `.cast` (None for metadata-only recordings).
+        cast_sha256: Option<String>,
+        /// SHA-256 of the signed manifest bytes.
+        manifest_sha256: String,
+        /// False when sealed after a crash with what was on disk.
+        complete: bool,
+    },
+    /// A recording was deleted (retention).
+    RecordingDeleted {
+        recording: String,
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -140,6 +158,8 @@ impl Event {
             Event::SessionDenied { .. } => "session_denied",
             Event::SessionKilled { .. } => "session_killed",
             Event::SessionEnded(_) => "session_ended",
+            Event::RecordingSealed { .. } => "recording_sealed",
+            Event::RecordingDeleted { .. } => "recording_deleted",
         }
     }
     /// The grant this event concerns, if any.
@@ -158,7 +178,9 @@ impl Event {
             | Event::SessionConnected { .. }
             | Event::SessionDenied { .. }
             | Event::SessionKilled { .. }
-            | Event::SessionEnded(_) => None,
+            | Event::SessionEnded(_)
+            | Event::RecordingSealed { .. }
+            | Event::RecordingDeleted { .. } => None,
             Event::SessionStarted(s) => match s.by {
                 crate::decision::AllowedBy::Grant(id) => Some(id),
                 crate::decision::AllowedBy::StandingRole(_) => None,

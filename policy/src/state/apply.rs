@@ -93,7 +93,9 @@ impl State {
             | Event::BrokerStarted { .. }
             | Event::SessionDenied { .. }
             | Event::SessionConnected { .. }
-            | Event::SessionKilled { .. } => Ok(()),
+            | Event::SessionKilled { .. }
+            | Event::RecordingSealed { .. }
+            | Event::RecordingDeleted { .. } => Ok(()),
         }
     }
 
