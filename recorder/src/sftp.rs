@@ -21,7 +21,7 @@
 use crate::manifest::{clip, text};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 #[cfg(test)]
 mod tests;
@@ -352,7 +352,12 @@ pub struct SftpObserver {
     /// Set once the stream stopped being readable; nothing more is parsed.
     stopped: bool,
     client_version: Option<u32>,
-    pending: HashMap<u32, Pending>,
+    /// Requests awaiting their answer, by request id. An id can be reused before its first
+    /// answer has been seen (OpenSSH's client does, across a transfer and the next request),
+    /// and the server answers in order, so each id holds a queue.
+    pending: HashMap<u32, VecDeque<Pending>>,
+    /// How many requests `pending` holds in all, against [`MAX_PENDING`].
+    pending_count: usize,
     handles: HashMap<Vec<u8>, Handle>,
     /// Ops completed by the current call.
     out: Vec<SftpOp>,
@@ -377,9 +382,9 @@ impl SftpObserver {
     /// The channel closed at `at`: the operations still waiting for an answer (without one),
     /// and a `close` with its totals for every handle left open (result `channel_ended`).
     pub fn finish(mut self, at: DateTime<Utc>) -> Vec<SftpOp> {
-        let mut pending: Vec<(u32, Pending)> = self.pending.drain().collect();
+        let mut pending: Vec<(u32, VecDeque<Pending>)> = self.pending.drain().collect();
         pending.sort_by_key(|(id, _)| *id);
-        for (_, p) in pending {
+        for p in pending.into_iter().flat_map(|(_, queue)| queue) {
             match p {
                 Pending::Op(op) | Pending::Open { op, .. } | Pending::Close { op, .. } => {
                     self.out.push(op)
@@ -441,19 +446,28 @@ impl SftpObserver {
 
     /// Remember what a request id waits for, or if too many are waiting, record it now.
     fn wait(&mut self, id: u32, pending: Pending) {
-        if self.pending.len() >= MAX_PENDING && !self.pending.contains_key(&id) {
+        if self.pending_count >= MAX_PENDING {
             if let Pending::Op(op) | Pending::Open { op, .. } | Pending::Close { op, .. } = pending
             {
                 self.out.push(op);
             }
             return;
         }
-        // A reused id would lose the earlier request: record that one without its answer.
-        if let Some(Pending::Op(op) | Pending::Open { op, .. } | Pending::Close { op, .. }) =
-            self.pending.insert(id, pending)
-        {
-            self.out.push(op);
+        self.pending_count += 1;
+        self.pending.entry(id).or_default().push_back(pending);
+    }
+
+    /// The oldest request awaiting an answer under `id`.
+    fn answered(&mut self, id: u32) -> Option<Pending> {
+        let queue = self.pending.get_mut(&id)?;
+        let pending = queue.pop_front();
+        if queue.is_empty() {
+            self.pending.remove(&id);
         }
+        if pending.is_some() {
+            self.pending_count -= 1;
+        }
+        pending
     }
 
     fn handle_path(&self, handle: &[u8]) -> Option<String> {
@@ -618,7 +632,7 @@ impl SftpObserver {
             }
             return Ok(());
         }
-        let Some(pending) = self.pending.remove(&id) else {
+        let Some(pending) = self.answered(id) else {
             return Ok(());
         };
         let result = match kind {

@@ -316,8 +316,25 @@ fn pending_requests_are_bounded() {
             .client_bytes(t(0), &P::new(FXP_STAT).u32(id).s(b"/x").done())
             .len();
     }
-    assert_eq!(obs.pending.len(), MAX_PENDING);
+    assert_eq!(obs.pending_count, MAX_PENDING);
     assert_eq!(emitted, 10, "the overflow is recorded without its answer");
+}
+
+#[test]
+fn a_reused_request_id_is_answered_in_order() {
+    let mut obs = SftpObserver::new();
+    obs.client_bytes(t(0), &P::new(FXP_REMOVE).u32(6).s(b"/a").done());
+    obs.client_bytes(t(0), &P::new(FXP_REMOVE).u32(6).s(b"/b").done());
+    let ops = obs.server_bytes(t(0), &[status(6, 0), status(6, 2)].concat());
+    assert_eq!(
+        ops,
+        vec![
+            op("remove", Some("/a"), "ok"),
+            op("remove", Some("/b"), "no_such_file")
+        ]
+    );
+    assert_eq!(obs.pending_count, 0);
+    assert!(obs.pending.is_empty());
 }
 
 #[test]
@@ -357,4 +374,98 @@ fn ops_serialize_without_their_absent_fields() {
         serde_json::to_string(&o).unwrap(),
         r#"{"at":"2025-06-15T15:06:40.000Z","op":"remove","path":"/tmp/x","result":"ok"}"#
     );
+}
+
+/// Where distributions put OpenSSH's `sftp-server`.
+fn sftp_server() -> &'static str {
+    [
+        "/usr/lib/openssh/sftp-server",
+        "/usr/libexec/openssh/sftp-server",
+        "/usr/libexec/sftp-server",
+        "/usr/lib/ssh/sftp-server",
+    ]
+    .into_iter()
+    .find(|p| std::path::Path::new(p).exists())
+    .expect("OpenSSH's sftp-server is needed for this test (openssh-sftp-server)")
+}
+
+#[test]
+fn the_real_sftp_client_and_server_read_as_what_was_done() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    std::fs::write(p.join("src.txt"), vec![b'x'; 100_000]).unwrap();
+    // The server's two streams, captured on their way through a pipe.
+    let wrap = p.join("wrap.sh");
+    std::fs::write(
+        &wrap,
+        format!(
+            "#!/bin/sh\ntee '{d}/c2s' | {server} | tee '{d}/s2c'\n",
+            d = p.display(),
+            server = sftp_server()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrap, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(
+        p.join("batch"),
+        "put src.txt up.txt\nget up.txt down.txt\nmkdir newdir\nrename up.txt moved.txt\nrm moved.txt\nls\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new("sftp")
+        .arg("-b")
+        .arg(p.join("batch"))
+        .arg("-D")
+        .arg(&wrap)
+        .current_dir(p)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The client stream first, then the server's: every request is seen before its answer.
+    let mut obs = SftpObserver::new();
+    let mut ops = Vec::new();
+    for chunk in std::fs::read(p.join("c2s")).unwrap().chunks(1000) {
+        ops.extend(obs.client_bytes(t(0), chunk));
+    }
+    for chunk in std::fs::read(p.join("s2c")).unwrap().chunks(999) {
+        ops.extend(obs.server_bytes(t(0), chunk));
+    }
+    ops.extend(obs.finish(t(1)));
+
+    let base = std::fs::canonicalize(p).unwrap();
+    let at = |name: &str| base.join(name).display().to_string();
+    let find = |op: &str, path: &str| {
+        ops.iter()
+            .find(|o| o.op == op && o.path.as_deref() == Some(path))
+            .unwrap_or_else(|| panic!("no {op} of {path} in {ops:#?}"))
+    };
+    assert!(ops.iter().all(|o| o.op != "unparseable"), "{ops:#?}");
+    assert!(find("open", &at("up.txt"))
+        .flags
+        .as_deref()
+        .unwrap()
+        .contains("write,creat,trunc"));
+    let closes: Vec<&SftpOp> = ops
+        .iter()
+        .filter(|o| o.op == "close" && o.path.as_deref() == Some(&at("up.txt")))
+        .collect();
+    assert_eq!(closes.len(), 2, "{ops:#?}");
+    assert_eq!(closes[0].bytes_written, Some(100_000));
+    assert_eq!(closes[1].bytes_read, Some(100_000));
+    assert_eq!(find("mkdir", &at("newdir")).result.as_deref(), Some("ok"));
+    let rename = ops
+        .iter()
+        .find(|o| o.op.contains("rename"))
+        .expect("a rename");
+    assert_eq!(rename.path2.as_deref(), Some(at("moved.txt").as_str()));
+    assert_eq!(
+        find("remove", &at("moved.txt")).result.as_deref(),
+        Some("ok")
+    );
+    assert!(ops.iter().any(|o| o.op == "opendir"), "{ops:#?}");
 }
