@@ -242,7 +242,7 @@ fn the_data_of_a_large_write_is_counted_never_buffered() {
         .done();
     for chunk in write.chunks(32 * 1024) {
         obs.client_bytes(t(0), chunk);
-        assert!(obs.client.body.capacity() <= 4096, "buffered the data");
+        assert!(obs.client.buffered_capacity() <= 4096, "buffered the data");
     }
     obs.server_bytes(t(0), &status(2, 0));
     obs.client_bytes(t(0), &P::new(FXP_CLOSE).u32(3).s(b"h").done());
@@ -259,7 +259,7 @@ fn a_stream_that_is_not_sftp_is_reported_once_and_then_ignored() {
     let why = ops[0].result.as_deref().unwrap();
     assert!(why.contains("4294967295 bytes"), "{why}");
     assert!(why.contains("from the client"), "{why}");
-    assert!(obs.client.body.capacity() < 64);
+    assert!(obs.client.buffered_capacity() < 64);
     assert!(obs
         .client_bytes(t(4), &P::new(FXP_REMOVE).u32(1).s(b"/x").done())
         .is_empty());
