@@ -14,10 +14,13 @@
 //! - [`proxy`]: the data plane: certificate login to targets and the relay.
 //! - [`sessions`]: live sessions, and severing them on revoke, expiry, kill and lock.
 //! - [`ca_key`]: the user CA's key file.
+//! - [`recording`]: recording every proxied channel, sealing, crash recovery, retention.
+//! - [`audit_key`]: the key that signs recordings' manifests.
 //! - [`host_key`], [`secret_file`]: the broker's SSH host key; key files kept 0600.
 //! - [`serve`]: wiring it together for `latch serve`.
 #![forbid(unsafe_code)]
 
+pub mod audit_key;
 pub mod broker;
 pub mod ca_key;
 pub mod commands;
@@ -25,6 +28,7 @@ pub mod config_file;
 pub mod eventlog;
 pub mod host_key;
 pub mod proxy;
+pub mod recording;
 pub mod secret_file;
 pub mod serve;
 pub mod server;

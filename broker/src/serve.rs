@@ -3,11 +3,13 @@
 //! Takes an already-bound listener and a shutdown future (as mini-redis does), so tests
 //! and the binary share one path and tests never fight over fixed ports.
 
+use crate::audit_key::{self, AuditKeyError};
 use crate::broker::{Broker, BrokerError, ReplayReport};
 use crate::ca_key::{self, CaKeyError};
 use crate::config_file::LoadedConfig;
 use crate::host_key::{self, HostKeyError};
 use crate::proxy::{upstream, DataPlane};
+use crate::recording::{self, RecordingStore};
 use crate::sessions::{self, SessionRegistry};
 use crate::{server, timers};
 use policy::session::SessionEnded;
@@ -26,6 +28,8 @@ pub enum ServeError {
     HostKey(#[from] HostKeyError),
     #[error("user CA: {0}")]
     CaKey(#[from] CaKeyError),
+    #[error("audit key: {0}")]
+    AuditKey(#[from] AuditKeyError),
     #[error("ssh server: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -40,6 +44,8 @@ pub struct Prepared {
     pub user_ca_generated: bool,
     /// Sessions the log said were open at start (a crash or kill -9): closed in the log.
     pub sessions_closed: usize,
+    pub recordings: Arc<RecordingStore>,
+    pub audit_key_generated: bool,
 }
 
 /// Open state and keys (everything that can fail before accepting connections).
@@ -48,6 +54,19 @@ pub fn prepare(config: &LoadedConfig) -> Result<Prepared, ServeError> {
     let (host_key, host_key_generated) = host_key::load_or_generate(&config.state_dir)?;
     let (user_ca, user_ca_generated) = ca_key::load_or_generate(&config.state_dir)?;
     let sessions_closed = close_orphaned_sessions(&broker)?;
+    let (audit_key, audit_key_generated) = audit_key::load_or_generate(&config.state_dir)?;
+    let recordings = Arc::new(RecordingStore::open(&config.state_dir, audit_key).map_err(
+        |source| {
+            BrokerError::StateDir {
+                path: config
+                    .state_dir
+                    .join(RecordingStore::DIR)
+                    .display()
+                    .to_string(),
+                source,
+            }
+        },
+    )?);
     Ok(Prepared {
         broker,
         replay,
@@ -56,6 +75,8 @@ pub fn prepare(config: &LoadedConfig) -> Result<Prepared, ServeError> {
         user_ca,
         user_ca_generated,
         sessions_closed,
+        recordings,
+        audit_key_generated,
     })
 }
 
@@ -105,11 +126,26 @@ pub async fn run(
     ));
     let config = Arc::new(server::config(prepared.host_key));
     let registry = Arc::new(SessionRegistry::default());
+    let recordings = Arc::clone(&prepared.recordings);
+    let leftovers = recording::recover::seal_leftovers(&recordings, &prepared.broker).await;
+    if leftovers > 0 {
+        tracing::warn!(
+            recordings = leftovers,
+            "sealed recordings a crash left open, marked incomplete"
+        );
+    }
+    let retention_stop = tokio_util::sync::CancellationToken::new();
+    let retention = tokio::spawn(recording::retention::run(
+        Arc::clone(&recordings),
+        Arc::clone(&prepared.broker),
+        retention_stop.clone(),
+    ));
     let plane = Arc::new(DataPlane {
         broker: Arc::clone(&prepared.broker),
         registry: Arc::clone(&registry),
         ca: Arc::new(prepared.user_ca),
         client_config: Arc::new(upstream::client_config()),
+        recordings: Arc::clone(&recordings),
     });
     let severing_stop = tokio_util::sync::CancellationToken::new();
     let severing = tokio::spawn(sessions::run_severing(
@@ -126,5 +162,9 @@ pub async fn run(
     let _ = timer.await;
     severing_stop.cancel();
     let _ = severing.await;
+    // Sessions were cut at shutdown; give their recorders a moment to seal.
+    recordings.drain(std::time::Duration::from_secs(3)).await;
+    retention_stop.cancel();
+    let _ = retention.await;
     result.map_err(ServeError::from)
 }

@@ -19,6 +19,7 @@ pub mod scan;
 pub mod upstream;
 
 use crate::broker::Broker;
+use crate::recording::{self, ChannelSpec, RecEvent, Recorder, RecordingStore};
 use crate::sessions::{LiveSession, SessionRegistry};
 use bytes::Bytes;
 use ca::{CertRequest, KeyId, Permissions, UserCa};
@@ -27,6 +28,7 @@ use policy::config::Role;
 use policy::decision::AllowedBy;
 use policy::session::{SessionEnded, SessionStart};
 use policy::Event;
+use recorder::manifest::{ChannelKind, Forward, Origin, RecordingName};
 use relay::{Console, Flow, Pipe};
 use russh::client;
 use russh::{ChannelId, ChannelWriteHalf};
@@ -77,6 +79,7 @@ pub struct DataPlane {
     pub registry: Arc<SessionRegistry>,
     pub ca: Arc<UserCa>,
     pub client_config: Arc<client::Config>,
+    pub recordings: Arc<RecordingStore>,
 }
 
 /// Shared between a connection's handler and the task that runs it, so the task can record
@@ -104,6 +107,8 @@ pub struct ProxiedChannel {
     replies: mpsc::Receiver<bool>,
     /// Set by a successful pty-req: latch's lines then go on the terminal.
     pty: Arc<std::sync::atomic::AtomicBool>,
+    /// This channel's recorder.
+    rec: Recorder,
 }
 
 /// The upstream side of one client connection.
@@ -117,6 +122,14 @@ pub struct ProxySession {
     exit_status: Arc<Mutex<Option<u32>>>,
     /// The client writers, so a cut can wait for its message to be handed over.
     writers: TaskTracker,
+    recordings: Arc<RecordingStore>,
+    broker: Arc<Broker>,
+    /// Who, where, under what, with which certificate: the same for every recording.
+    origin: Origin,
+    /// Channels opened so far; numbers recordings `s17-c0`, `s17-c1`, ...
+    next_channel: u32,
+    /// Earlier recordings of this connection, linked from later ones.
+    recorded: Vec<RecordingName>,
 }
 
 /// A channel request forwarded to the target with `want_reply`.
@@ -140,6 +153,29 @@ enum Request<'a> {
         cookie: &'a str,
         screen: u32,
     },
+}
+
+impl Request<'_> {
+    /// The request as the recording's manifest keeps it (never an X11 cookie).
+    fn for_recording(&self) -> recorder::manifest::Request {
+        use recorder::manifest::Request as R;
+        match self {
+            Request::Pty {
+                term, cols, rows, ..
+            } => R::pty(term.as_bytes(), *cols, *rows),
+            Request::Shell => R::Shell,
+            Request::Exec(command) => R::exec(command),
+            Request::Subsystem(name) => R::subsystem(name.as_bytes()),
+            Request::Env(name, value) => R::env(name.as_bytes(), value.as_bytes()),
+            Request::Agent => R::AuthAgent,
+            Request::X11 {
+                single,
+                protocol,
+                screen,
+                ..
+            } => R::x11(*single, protocol.as_bytes(), *screen),
+        }
+    }
 }
 
 /// Why a proxied connection cannot proceed, as the one line the user sees.
@@ -275,6 +311,17 @@ impl DataPlane {
         let key_id = KeyId::new(&grant_ref, user, &session_id)
             .map(|k| k.to_string())
             .unwrap_or_default();
+        let origin = Origin {
+            session: session_id.clone(),
+            grant: live.grant().map(|g| g.to_string()),
+            role: started.role.clone(),
+            user: user.to_string(),
+            login: target.login.clone(),
+            host: target.host.clone(),
+            source: peer.to_string(),
+            cert_serial: serial,
+            key_id: key_id.clone(),
+        };
         let _ = self
             .broker
             .audit(
@@ -297,6 +344,11 @@ impl DataPlane {
             notices,
             exit_status: Arc::clone(&slot.exit_status),
             writers: TaskTracker::new(),
+            recordings: Arc::clone(&self.recordings),
+            broker: Arc::clone(&self.broker),
+            origin,
+            next_channel: 0,
+            recorded: Vec::new(),
         };
         tokio::spawn(supervise(
             Arc::clone(&self.broker),
@@ -431,8 +483,38 @@ impl ProxySession {
                     .await
             }
         };
-        let up = opened?;
         let id = client.id();
+        let number = self.next_channel;
+        self.next_channel += 1;
+        let spec = ChannelSpec {
+            origin: self.origin.clone(),
+            channel: number,
+            kind: if forward.is_some() {
+                ChannelKind::DirectTcpip
+            } else {
+                ChannelKind::Session
+            },
+            forward: forward
+                .as_ref()
+                .map(|(h, p, o, op)| Forward::new(h, *p, o, *op)),
+            record_input: self.role.record_input,
+            linked: self.recorded.clone(),
+        };
+        // Fail closed: a channel that cannot be recorded is not opened, and the session ends.
+        let rec = match recording::start(&self.recordings, &self.broker, &self.live, spec) {
+            Ok(r) => r,
+            Err(why) => {
+                tracing::error!(session = %self.live.id, error = %why, "cannot record; cutting the session");
+                self.live.cut(
+                    "recording_failed",
+                    "latch cannot record this session, so it is closed (fail closed). Tell your latch administrator.".into(),
+                );
+                return Err(russh::Error::Disconnect);
+            }
+        };
+        self.recorded
+            .push(RecordingName::new(&self.origin.session, number));
+        let up = opened?;
         let (client_rx, client_tx) = client.split();
         // The handler callbacks see every client message; the read half would only queue
         // copies that nobody reads, stalling the connection.
@@ -478,6 +560,7 @@ impl ProxySession {
                     .filter(|m| !m.is_empty())
             },
             Arc::clone(&self.exit_status),
+            rec.clone(),
         ));
         self.channels.insert(
             id,
@@ -485,6 +568,7 @@ impl ProxySession {
                 up: up_tx,
                 replies: replies_rx,
                 pty,
+                rec,
             },
         );
         Ok(())
@@ -501,6 +585,7 @@ impl ProxySession {
             return false;
         };
         let _waiting = self.live.flow.waiting();
+        let record = request.for_recording();
         let up = &ch.up;
         let sent = match request {
             Request::Pty {
@@ -523,12 +608,40 @@ impl ProxySession {
                 screen,
             } => up.request_x11(true, single, protocol, cookie, screen).await,
         };
-        if sent.is_err() {
-            return false;
-        }
-        tokio::select! {
-            r = ch.replies.recv() => r.unwrap_or(false),
-            _ = self.live.stop.cancelled() => false,
+        let ok = if sent.is_err() {
+            false
+        } else {
+            tokio::select! {
+                r = ch.replies.recv() => r.unwrap_or(false),
+                _ = self.live.stop.cancelled() => false,
+            }
+        };
+        ch.rec
+            .send(RecEvent::Request {
+                at: Utc::now(),
+                request: record,
+                accepted: Some(ok),
+            })
+            .await;
+        ok
+    }
+
+    /// Record a request latch answered itself (refused by policy, or one that takes no
+    /// reply).
+    pub async fn note(
+        &mut self,
+        id: ChannelId,
+        request: recorder::manifest::Request,
+        accepted: Option<bool>,
+    ) {
+        if let Some(ch) = self.channels.get(&id) {
+            ch.rec
+                .send(RecEvent::Request {
+                    at: Utc::now(),
+                    request,
+                    accepted,
+                })
+                .await;
         }
     }
 
@@ -613,12 +726,28 @@ impl ProxySession {
 
     pub async fn window_change(&mut self, id: ChannelId, cols: u32, rows: u32, pw: u32, ph: u32) {
         if let Some(ch) = self.channels.get(&id) {
+            let request = recorder::manifest::Request::window_change(cols, rows);
+            ch.rec
+                .send(RecEvent::Request {
+                    at: Utc::now(),
+                    request,
+                    accepted: None,
+                })
+                .await;
             let _ = ch.up.window_change(cols, rows, pw, ph).await;
         }
     }
 
     pub async fn signal(&mut self, id: ChannelId, sig: russh::Sig) {
         if let Some(ch) = self.channels.get(&id) {
+            let request = recorder::manifest::Request::signal(format!("{sig:?}").as_bytes());
+            ch.rec
+                .send(RecEvent::Request {
+                    at: Utc::now(),
+                    request,
+                    accepted: None,
+                })
+                .await;
             let _ = ch.up.signal(sig).await;
         }
     }
@@ -636,9 +765,16 @@ impl ProxySession {
             .flow
             .bytes_in
             .fetch_add(data.len() as u64, Ordering::Relaxed);
+        let bytes = Bytes::copy_from_slice(data);
+        ch.rec
+            .send(RecEvent::Input {
+                at: Utc::now(),
+                bytes: bytes.clone(),
+            })
+            .await;
         let _waiting = self.live.flow.waiting();
         tokio::select! {
-            _ = ch.up.data_bytes(Bytes::copy_from_slice(data)) => {}
+            _ = ch.up.data_bytes(bytes) => {}
             _ = self.live.stop.cancelled() => {}
         }
     }

@@ -14,6 +14,7 @@
 //! target ([`Flow::waiting`]) readers keep draining the target up to [`HARD_LIMIT`]. Past
 //! that the session is cut (fail closed) rather than let memory grow without bound.
 
+use crate::recording::{RecEvent, Recorder};
 use bytes::Bytes;
 use russh::{ChannelMsg, ChannelReadHalf, Sig};
 use std::collections::VecDeque;
@@ -283,8 +284,10 @@ pub async fn write_client(
     mut notices: tokio::sync::broadcast::Receiver<String>,
     cut_message: impl Fn() -> Option<String>,
     exit_status: Arc<Mutex<Option<u32>>>,
+    rec: Recorder,
 ) {
     let id = out.id();
+    let now = chrono::Utc::now;
     let write = |ext: Option<u32>, b: Bytes| {
         let out = &out;
         async move {
@@ -300,6 +303,7 @@ pub async fn write_client(
             _ = stop.cancelled() => break,
             n = notices.recv() => {
                 if let Ok(text) = n {
+                    rec.send(RecEvent::Marker { at: now(), label: text.clone() }).await;
                     let (ext, b) = latch_line(console(), &text);
                     let _ = write(ext, b).await;
                 }
@@ -314,6 +318,13 @@ pub async fn write_client(
             }
             Some(ToClient::Data(b)) => {
                 flow.bytes_out.fetch_add(b.len() as u64, Ordering::Relaxed);
+                // Recorded before it is shown: nothing reaches the user unrecorded.
+                rec.send(RecEvent::Output {
+                    at: now(),
+                    bytes: b.clone(),
+                    stderr: false,
+                })
+                .await;
                 tokio::select! {
                     r = write(None, b) => r.is_ok(),
                     _ = stop.cancelled() => break,
@@ -321,6 +332,12 @@ pub async fn write_client(
             }
             Some(ToClient::ExtendedData(e, b)) => {
                 flow.bytes_out.fetch_add(b.len() as u64, Ordering::Relaxed);
+                rec.send(RecEvent::Output {
+                    at: now(),
+                    bytes: b.clone(),
+                    stderr: true,
+                })
+                .await;
                 tokio::select! {
                     r = write(Some(e), b) => r.is_ok(),
                     _ = stop.cancelled() => break,
@@ -331,6 +348,11 @@ pub async fn write_client(
                 if let Ok(mut e) = exit_status.lock() {
                     *e = Some(s);
                 }
+                rec.send(RecEvent::ExitStatus {
+                    at: now(),
+                    status: s,
+                })
+                .await;
                 out.exit_status(s).await.is_ok()
             }
             Some(ToClient::ExitSignal {
@@ -338,10 +360,17 @@ pub async fn write_client(
                 core_dumped,
                 message,
                 lang,
-            }) => handle
-                .exit_signal_request(id, signal, core_dumped, message, lang)
-                .await
-                .is_ok(),
+            }) => {
+                rec.send(RecEvent::ExitSignal {
+                    at: now(),
+                    signal: format!("{signal:?}"),
+                })
+                .await;
+                handle
+                    .exit_signal_request(id, signal, core_dumped, message, lang)
+                    .await
+                    .is_ok()
+            }
             Some(ToClient::Close) => {
                 let _ = out.close().await;
                 return;
@@ -353,6 +382,11 @@ pub async fn write_client(
     }
     // Cut: nothing more from the target; one line saying why, if the client takes it soon.
     if let Some(text) = cut_message() {
+        // Never wait on the recorder here: a cut must not be delayed by a slow disk.
+        rec.offer(RecEvent::Marker {
+            at: now(),
+            label: text.clone(),
+        });
         let (ext, b) = latch_line(console(), &text);
         let _ = tokio::time::timeout(CUT_MESSAGE_GRACE, async {
             let _ = write(ext, b).await;
