@@ -54,6 +54,39 @@ enum Cmd {
         #[command(subcommand)]
         command: HostsCmd,
     },
+    /// Sealed session recordings, offline.
+    Recordings {
+        #[command(subcommand)]
+        command: RecordingsCmd,
+    },
+    /// Play a recording (.cast file) on this terminal with its timing.
+    Replay {
+        /// The .cast file.
+        file: PathBuf,
+        /// Playback speed: 2 is twice as fast, 0.5 half.
+        #[arg(long, default_value_t = 1.0)]
+        speed: f64,
+        /// Shorten pauses longer than this (like 2s).
+        #[arg(long)]
+        idle_limit: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RecordingsCmd {
+    /// Check every sealed recording (or the given manifests): the manifest's SSH signature
+    /// by the audit key, and each .cast against the SHA-256 in its manifest.
+    Verify {
+        /// Manifest files (*.manifest.json); default: every recording in the state directory.
+        files: Vec<PathBuf>,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The audit public key (default: the state directory's audit_key.pub).
+        #[arg(long)]
+        key: Option<PathBuf>,
+    },
+    /// Print a recording's plain-text transcript (a .cast file).
+    Transcript { file: PathBuf },
 }
 
 #[derive(Debug, Subcommand)]
@@ -89,6 +122,11 @@ enum ConfigCmd {
 
 #[derive(Debug, Subcommand)]
 enum AuditCmd {
+    /// Print the allowed_signers line that lets `ssh-keygen -Y verify` check recordings.
+    PublicKey {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Walk the event log's hash chain; name the first line that was edited, removed or reordered.
     Verify {
         /// The log file (default: events.jsonl in the config's state directory).
@@ -142,6 +180,20 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Hosts {
             command: HostsCmd::Scan { address, name },
         } => hosts_scan(&address, name),
+        Cmd::Audit {
+            command: AuditCmd::PublicKey { config },
+        } => audit_public_key(config.as_deref()),
+        Cmd::Recordings {
+            command: RecordingsCmd::Verify { files, config, key },
+        } => recordings_verify(files, config.as_deref(), key.as_deref()),
+        Cmd::Recordings {
+            command: RecordingsCmd::Transcript { file },
+        } => recordings_transcript(&file),
+        Cmd::Replay {
+            file,
+            speed,
+            idle_limit,
+        } => replay_file(&file, speed, idle_limit.as_deref()),
     }
 }
 
@@ -174,6 +226,7 @@ fn init(dir: &Path) -> Result<()> {
     latch::broker::create_private_dir(&loaded.state_dir)?;
     let (key, _) = latch::host_key::load_or_generate(&loaded.state_dir)?;
     let (ca, _) = latch::ca_key::load_or_generate(&loaded.state_dir)?;
+    let (audit, _) = latch::audit_key::load_or_generate(&loaded.state_dir)?;
     println!(
         "Wrote {} (every key is documented in the file).",
         config_path.display()
@@ -201,6 +254,11 @@ fn init(dir: &Path) -> Result<()> {
     );
     println!("  echo 'TrustedUserCAKeys /etc/ssh/latch_user_ca.pub' >> /etc/ssh/sshd_config && systemctl reload ssh");
     println!("Then pin each target's host key in latch.toml: latch hosts scan HOST:22");
+    println!("\nRecordings are signed with the audit key. Auditors verify them with this allowed_signers line:");
+    println!(
+        "  {}",
+        recorder::seal::allowed_signers_line(latch::audit_key::PRINCIPAL, audit.public_key())?
+    );
     println!("\nNext: latch serve --config {}", config_path.display());
     Ok(())
 }
@@ -359,5 +417,110 @@ fn hosts_scan(address: &str, name: Option<String>) -> Result<ExitCode> {
     println!("name = {}", serde_json::to_string(&name)?);
     println!("address = {}", serde_json::to_string(address)?);
     println!("host_keys = [{}]", serde_json::to_string(&line)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn audit_public_key(config: Option<&Path>) -> Result<ExitCode> {
+    let loaded = load(config)?;
+    let (key, _) = latch::audit_key::load_or_generate(&loaded.state_dir)?;
+    println!(
+        "{}",
+        recorder::seal::allowed_signers_line(latch::audit_key::PRINCIPAL, key.public_key())?
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn recordings_verify(
+    files: Vec<PathBuf>,
+    config: Option<&Path>,
+    key: Option<&Path>,
+) -> Result<ExitCode> {
+    // Given manifests and a key, nothing else is needed: an auditor can verify a copy of
+    // the recordings on another machine.
+    let state_dir = if files.is_empty() || key.is_none() {
+        Some(load(config)?.state_dir)
+    } else {
+        None
+    };
+    let dir = state_dir
+        .as_ref()
+        .map(|d| d.join(latch::recording::RecordingStore::DIR));
+    let key_path = match (key, &state_dir) {
+        (Some(k), _) => k.to_path_buf(),
+        (None, Some(d)) => latch::audit_key::path(d).with_extension("pub"),
+        (None, None) => bail!("give the audit public key with --key FILE"),
+    };
+    let text = std::fs::read_to_string(&key_path)
+        .with_context(|| format!("reading the audit public key {}", key_path.display()))?;
+    let public = russh::keys::ssh_key::PublicKey::from_openssh(text.trim())
+        .with_context(|| format!("{} is not an OpenSSH public key", key_path.display()))?;
+    let manifests: Vec<PathBuf> = if files.is_empty() {
+        let dir = dir.context("no recordings directory")?;
+        latch::recording::catalog::list(&dir)
+            .into_iter()
+            .map(|e| e.manifest_path)
+            .collect()
+    } else {
+        files
+    };
+    let mut bad = 0;
+    for m in &manifests {
+        match latch::recording::catalog::verify(m, &public) {
+            Ok(manifest) => {
+                let note = if manifest.complete {
+                    String::new()
+                } else {
+                    format!(" (sealed incomplete: {})", manifest.end_cause)
+                };
+                println!("OK       {}{note}", m.display());
+            }
+            Err(e) => {
+                bad += 1;
+                println!("FAILED   {}: {e}", m.display());
+            }
+        }
+    }
+    println!("{} recordings checked, {} failed", manifests.len(), bad);
+    Ok(if bad == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn read_cast(file: &Path) -> Result<recorder::cast::Recording> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    Ok(recorder::cast::parse(&text)
+        .with_context(|| format!("{} is not an asciicast v2 recording", file.display()))?)
+}
+
+fn recordings_transcript(file: &Path) -> Result<ExitCode> {
+    let rec = read_cast(file)?;
+    print!("{}", recorder::screen::transcript(&rec)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn replay_file(file: &Path, speed: f64, idle_limit: Option<&str>) -> Result<ExitCode> {
+    use std::io::Write;
+    let rec = read_cast(file)?;
+    let idle = match idle_limit {
+        Some(s) => Some(
+            policy::duration::parse(s)
+                .map_err(|e| anyhow::anyhow!("--idle-limit: {e}"))?
+                .to_std()
+                .unwrap_or_default(),
+        ),
+        None => None,
+    };
+    let schedule = recorder::replay::schedule(&rec, speed, idle)?;
+    let mut out = std::io::stdout().lock();
+    for step in schedule {
+        if let recorder::cast::EventKind::Output(data) = &step.event.kind {
+            std::thread::sleep(step.delay);
+            out.write_all(data.as_bytes())?;
+            out.flush()?;
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -62,6 +62,12 @@ pub enum Command {
     Sessions(SessionsCmd),
     /// Cut one live session at once (admins, approvers of its role, or its user).
     Kill(KillCmd),
+    /// Sealed session recordings (auditors and admins), optionally searched by screen text.
+    Recordings(RecordingsCmd),
+    /// Play a recording on your terminal with its timing (use ssh -t).
+    Replay(ReplayCmd),
+    /// A recording's plain-text transcript, for reports.
+    Transcript(TranscriptCmd),
 }
 
 #[derive(Debug, Args)]
@@ -223,6 +229,57 @@ pub struct KillCmd {
     /// Why (shown to the user whose session is cut).
     #[arg(long)]
     pub reason: Option<String>,
+    #[command(flatten)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct RecordingsCmd {
+    /// Only this user's sessions.
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Only sessions on this host.
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Only sessions under this grant (like g17).
+    #[arg(long)]
+    pub grant: Option<String>,
+    /// Only this session's recordings (like s17).
+    #[arg(long)]
+    pub session: Option<String>,
+    /// Only recordings that ended at or after this: an RFC 3339 time or an age like 2h.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Find recordings that showed this text on screen (rendered, so text drawn with cursor
+    /// movement is found and escape sequences are not).
+    #[arg(long)]
+    pub grep: Option<String>,
+    /// At most this many of the newest matching recordings.
+    #[arg(long, default_value_t = 50)]
+    pub limit: usize,
+    #[command(flatten)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayCmd {
+    /// A session (s17: its terminal recording) or one channel's recording (s17-c1).
+    pub recording: String,
+    /// Playback speed: 2 is twice as fast, 0.5 half.
+    #[arg(long, default_value_t = 1.0)]
+    pub speed: f64,
+    /// Shorten pauses longer than this (like 2s).
+    #[arg(long)]
+    pub idle_limit: Option<String>,
+    /// Show latch's markers (warnings, extensions, cuts, exit status) as dim lines.
+    #[arg(long)]
+    pub markers: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TranscriptCmd {
+    /// A session (s17) or one channel's recording (s17-c1).
+    pub recording: String,
     #[command(flatten)]
     pub format: Format,
 }

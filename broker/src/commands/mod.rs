@@ -9,10 +9,12 @@ mod audit;
 mod cli;
 mod grants;
 mod info;
+mod recordings;
 mod render;
 mod sessions;
 
 use crate::broker::{Broker, BrokerError};
+use crate::proxy::DataPlane;
 use crate::sessions::SessionRegistry;
 use clap::Parser;
 use cli::{CommandLine, Format};
@@ -53,6 +55,9 @@ pub struct Output {
     pub stdout: String,
     pub stderr: String,
     pub status: u32,
+    /// Bytes to play after `stdout`, each after its delay (`replay`); sent as they are,
+    /// with no line-ending translation.
+    pub playback: Vec<(std::time::Duration, Vec<u8>)>,
 }
 
 /// A command's successful answer in both forms.
@@ -128,7 +133,8 @@ impl From<BrokerError> for Failure {
 type CmdResult = Result<Reply, Failure>;
 
 /// Run one invocation to completion.
-pub async fn run(broker: &Arc<Broker>, registry: &SessionRegistry, inv: Invocation) -> Output {
+pub async fn run(plane: &DataPlane, inv: Invocation) -> Output {
+    let (broker, registry) = (&plane.broker, &*plane.registry);
     let words =
         match shell_words::split(&inv.line) {
             Ok(w) => w,
@@ -168,7 +174,17 @@ pub async fn run(broker: &Arc<Broker>, registry: &SessionRegistry, inv: Invocati
             };
         }
     };
-    let (format, result) = dispatch(broker, registry, &inv, parsed.command).await;
+    if let cli::Command::Replay(c) = &parsed.command {
+        return match recordings::replay(broker, &plane.recordings, &inv.user, c) {
+            Ok(playback) => Output {
+                playback,
+                ..Default::default()
+            },
+            Err(f) => failure_output(f, false),
+        };
+    }
+    let (format, result) =
+        dispatch(broker, registry, &plane.recordings, &inv, parsed.command).await;
     match result {
         Ok(reply) => {
             let stdout = if format.json {
@@ -181,8 +197,8 @@ pub async fn run(broker: &Arc<Broker>, registry: &SessionRegistry, inv: Invocati
             };
             Output {
                 stdout,
-                stderr: String::new(),
                 status: exit::OK,
+                ..Default::default()
             }
         }
         Err(f) => failure_output(f, format.json),
@@ -204,12 +220,14 @@ fn failure_output(f: Failure, json: bool) -> Output {
         stdout,
         stderr,
         status: f.status,
+        ..Default::default()
     }
 }
 
 async fn dispatch(
     broker: &Arc<Broker>,
     registry: &SessionRegistry,
+    store: &crate::recording::RecordingStore,
     inv: &Invocation,
     command: cli::Command,
 ) -> (Format, CmdResult) {
@@ -232,5 +250,12 @@ async fn dispatch(
         C::Audit(c) => (c.format, audit::audit(broker, user, c)),
         C::Sessions(c) => (c.format, sessions::list(broker, registry, user, c)),
         C::Kill(c) => (c.format, sessions::kill(broker, user, c).await),
+        C::Recordings(c) => (c.format, recordings::list(broker, store, user, c)),
+        C::Transcript(c) => (c.format, recordings::transcript(broker, store, user, &c)),
+        // Handled before dispatch: it streams.
+        C::Replay(_) => (
+            Format::default(),
+            Err(Failure::usage("replay streams; it is handled separately")),
+        ),
     }
 }

@@ -437,7 +437,20 @@ async fn supervise(
         tokio::select! {
             _ = live.stop.cancelled() => break,
             _ = kill.cancelled() => return,
-            r = deadline_rx.changed() => { if r.is_err() { return; } continue; }
+            r = deadline_rx.changed() => {
+                if r.is_err() {
+                    return;
+                }
+                // An approved extension: say so on the terminal (and in the recordings).
+                let moved = *deadline_rx.borrow();
+                if let (Some(old), Some(new)) = (deadline, moved) {
+                    if new > old {
+                        let id = grant.map(|g| g.to_string()).unwrap_or_default();
+                        let _ = notices.send(format!("grant {id} was extended until {}.", new.format("%H:%M:%SZ")));
+                    }
+                }
+                continue;
+            }
             _ = tokio::time::sleep(warn_at.unwrap_or_default()), if warn_at.is_some() => {
                 let d = deadline.unwrap_or_else(Utc::now);
                 warned_for = Some(d);

@@ -18,6 +18,7 @@
 //! - `recover`: sealing what a crash left open.
 //! - `retention`: deleting recordings past the retention period.
 
+pub mod catalog;
 mod channel;
 pub mod recover;
 pub mod retention;

@@ -138,7 +138,7 @@ impl Connection {
             peer: self.peer,
         };
         tokio::spawn(async move {
-            let output = commands::run(&plane.broker, &plane.registry, invocation).await;
+            let output = commands::run(&plane, invocation).await;
             reply(&handle, channel, pty, output).await;
         });
         Ok(())
@@ -203,6 +203,7 @@ impl Connection {
                 stdout: String::new(),
                 stderr: format!("latch: {line}\n"),
                 status: 1,
+                ..Default::default()
             };
             reply(&handle, channel, pty, output).await;
         });
@@ -226,6 +227,14 @@ async fn reply(handle: &Handle, channel: ChannelId, pty: bool, output: commands:
         let _ = handle
             .extended_data(channel, 1, fix(output.stderr).into_bytes())
             .await;
+    }
+    for (delay, bytes) in output.playback {
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        if handle.data(channel, bytes).await.is_err() {
+            return;
+        }
     }
     let _ = handle.exit_status_request(channel, output.status).await;
     let _ = handle.eof(channel).await;
