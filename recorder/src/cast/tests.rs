@@ -139,6 +139,32 @@ fn every_control_character_is_escaped_as_json_requires() {
 }
 
 #[test]
+fn escaping_matches_serde_json_for_any_text() {
+    // Every position of every special byte relative to the 8-byte fast path.
+    let alphabet = [
+        'a', '"', '\\', '\n', '\u{1b}', '\u{0}', '\u{1f}', ' ', '\u{7f}', 'é', '😀', '!', '#', '[',
+        ']',
+    ];
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    for len in 0..64 {
+        for _ in 0..50 {
+            let text: String = (0..len)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    alphabet[(state % alphabet.len() as u64) as usize]
+                })
+                .collect();
+            let mut escaped = String::from("\"");
+            write::escape_json_into(&mut escaped, &text);
+            escaped.push('"');
+            assert_eq!(escaped, serde_json::to_string(&text).unwrap(), "{text:?}");
+        }
+    }
+}
+
+#[test]
 fn a_multibyte_character_split_across_packets_survives_into_one_event() {
     for text in ["é", "€", "😀"] {
         let bytes = text.as_bytes();

@@ -83,8 +83,6 @@ pub struct CastWriter {
     /// The time of the latest event written or held back: no later event gets an earlier
     /// one.
     latest: Duration,
-    /// Decoded text on its way to being escaped; kept to reuse its allocation.
-    scratch: String,
 }
 
 impl CastWriter {
@@ -102,7 +100,6 @@ impl CastWriter {
             pending_line: String::new(),
             pending_bytes: 0,
             latest: Duration::ZERO,
-            scratch: String::new(),
         }
     }
 
@@ -120,35 +117,34 @@ impl CastWriter {
 
     /// Records what the session printed on its standard output (or its pty).
     pub fn output(&mut self, at: DateTime<Utc>, bytes: &[u8], out: &mut String) {
-        self.scratch.clear();
-        self.stdout.push(bytes, &mut self.scratch);
-        let time = self.time_of(at);
-        self.append_output(time, out);
+        self.append_output(Stream::Stdout, at, bytes, out);
     }
 
     /// Records what the session printed on its standard error (SSH extended data). It
     /// lands on the same terminal, so it becomes output events too.
     pub fn error_output(&mut self, at: DateTime<Utc>, bytes: &[u8], out: &mut String) {
-        self.scratch.clear();
-        self.stderr.push(bytes, &mut self.scratch);
-        let time = self.time_of(at);
-        self.append_output(time, out);
+        self.append_output(Stream::Stderr, at, bytes, out);
     }
 
     /// Records what the user typed, if this writer records keystrokes; otherwise does
     /// nothing.
     pub fn input(&mut self, at: DateTime<Utc>, bytes: &[u8], out: &mut String) {
-        if self.keystrokes == Keystrokes::Skip {
-            return;
-        }
-        self.scratch.clear();
-        self.input.push(bytes, &mut self.scratch);
-        if self.scratch.is_empty() {
+        if self.keystrokes == Keystrokes::Skip || bytes.is_empty() {
             return;
         }
         self.flush(out);
         let time = self.time_of(at);
-        write_text_event(out, time, "i", &self.scratch);
+        let line_start = out.len();
+        open_line(out, time, "i");
+        let text_start = out.len();
+        self.input
+            .push_with(bytes, |text| escape_json_into(out, text));
+        if out.len() == text_start {
+            // Only the start of a character: it is written with the bytes that end it.
+            out.truncate(line_start);
+            return;
+        }
+        close_line(out);
         self.latest = time;
     }
 
@@ -194,43 +190,70 @@ impl CastWriter {
     /// Ends the recording: writes all held-back output, with any character left
     /// incomplete at the end of a stream as U+FFFD.
     pub fn finish(mut self, out: &mut String) {
-        self.scratch.clear();
-        self.stdout.finish(&mut self.scratch);
-        self.stderr.finish(&mut self.scratch);
         let time = self.latest;
-        self.append_output(time, out);
+        let mut dangling = String::new();
+        self.stdout.finish(&mut dangling);
+        self.stderr.finish(&mut dangling);
+        if !dangling.is_empty() {
+            self.open_pending(time);
+            escape_json_into(&mut self.pending_line, &dangling);
+        }
         self.flush(out);
         if self.keystrokes == Keystrokes::Record {
-            self.scratch.clear();
-            self.input.finish(&mut self.scratch);
-            if !self.scratch.is_empty() {
-                write_text_event(out, time, "i", &self.scratch);
+            dangling.clear();
+            self.input.finish(&mut dangling);
+            if !dangling.is_empty() {
+                write_text_event(out, time, "i", &dangling);
             }
         }
     }
 
-    /// Adds the decoded text in `scratch` to the held-back output event, first writing
-    /// that event if `time` is past its window or the text would overfill it.
-    fn append_output(&mut self, time: Duration, out: &mut String) {
-        if self.scratch.is_empty() {
+    /// Adds what `bytes` decode to on `stream` to the held-back output event, first
+    /// writing that event if `at` is past its window or the bytes would overfill it.
+    fn append_output(&mut self, stream: Stream, at: DateTime<Utc>, bytes: &[u8], out: &mut String) {
+        if bytes.is_empty() {
             return;
         }
+        let time = self.time_of(at);
         if let Some(pending) = self.pending_time {
+            // Counted in input bytes: U+FFFD for one invalid byte is three, and escaping
+            // adds more, so an event may exceed `max_bytes` a little. That is fine: the
+            // limit is there to bound memory and latency, not to the byte.
             if time.saturating_sub(pending) > self.coalescing.window
-                || self.pending_bytes + self.scratch.len() > self.coalescing.max_bytes
+                || self.pending_bytes + bytes.len() > self.coalescing.max_bytes
             {
                 self.flush(out);
             }
         }
+        let opened = self.pending_time.is_none();
+        let latest = self.latest;
+        self.open_pending(time);
+        let text_start = self.pending_line.len();
+        let joiner = match stream {
+            Stream::Stdout => &mut self.stdout,
+            Stream::Stderr => &mut self.stderr,
+        };
+        let line = &mut self.pending_line;
+        joiner.push_with(bytes, |text| escape_json_into(line, text));
+        if opened && self.pending_line.len() == text_start {
+            // Only the start of a character: no event until the bytes that end it.
+            self.pending_line.clear();
+            self.pending_time = None;
+            self.latest = latest;
+            return;
+        }
+        self.pending_bytes += bytes.len();
+        if self.pending_bytes >= self.coalescing.max_bytes {
+            self.flush(out);
+        }
+    }
+
+    /// Starts a held-back output event at `time`, unless one is held back already.
+    fn open_pending(&mut self, time: Duration) {
         if self.pending_time.is_none() {
             self.pending_time = Some(time);
             self.latest = time;
             open_line(&mut self.pending_line, time, "o");
-        }
-        escape_json_into(&mut self.pending_line, &self.scratch);
-        self.pending_bytes += self.scratch.len();
-        if self.pending_bytes >= self.coalescing.max_bytes {
-            self.flush(out);
         }
     }
 
@@ -266,6 +289,13 @@ impl CastWriter {
     }
 }
 
+/// The two streams a session prints on.
+#[derive(Debug, Clone, Copy)]
+enum Stream {
+    Stdout,
+    Stderr,
+}
+
 /// Appends a whole event line whose data is `text`.
 pub(super) fn write_text_event(out: &mut String, time: Duration, code: &str, text: &str) {
     open_line(out, time, code);
@@ -290,48 +320,68 @@ pub(super) fn close_line(out: &mut String) {
     out.push_str("\"]\n");
 }
 
-/// What each byte becomes inside a JSON string: 0 for itself, else the letter of its
-/// short escape, or `u` for `\u00XX`. Only `"`, `\` and control characters need one.
-static ESCAPES: [u8; 256] = {
-    let mut table = [0u8; 256];
-    let mut byte = 0;
-    while byte < 0x20 {
-        table[byte] = b'u';
-        byte += 1;
+/// What each byte becomes inside a JSON string: `None` for itself, else its escape.
+/// Only `"`, `\\` and control characters need one (RFC 8259); the short forms are the
+/// ones serde_json writes, so the lines read the same as any other JSON.
+fn escape_of(byte: u8) -> Option<&'static str> {
+    /// `\u00XX` for each control character, in order.
+    const CONTROL: [&str; 32] = [
+        "\\u0000", "\\u0001", "\\u0002", "\\u0003", "\\u0004", "\\u0005", "\\u0006", "\\u0007",
+        "\\b", "\\t", "\\n", "\\u000b", "\\f", "\\r", "\\u000e", "\\u000f", "\\u0010", "\\u0011",
+        "\\u0012", "\\u0013", "\\u0014", "\\u0015", "\\u0016", "\\u0017", "\\u0018", "\\u0019",
+        "\\u001a", "\\u001b", "\\u001c", "\\u001d", "\\u001e", "\\u001f",
+    ];
+    match byte {
+        b'"' => Some("\\\""),
+        b'\\' => Some("\\\\"),
+        _ => CONTROL.get(usize::from(byte)).copied(),
     }
-    table[0x08] = b'b';
-    table[0x09] = b't';
-    table[0x0a] = b'n';
-    table[0x0c] = b'f';
-    table[0x0d] = b'r';
-    table[b'"' as usize] = b'"';
-    table[b'\\' as usize] = b'\\';
-    table
-};
+}
 
-/// Appends `text` escaped as the inside of a JSON string (RFC 8259), copying runs of
-/// bytes that need no escape whole.
+/// Appends `text` escaped as the inside of a JSON string, copying the runs of bytes
+/// between escapes whole.
 pub(super) fn escape_json_into(out: &mut String, text: &str) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     let bytes = text.as_bytes();
     let mut run_start = 0;
-    for (index, &byte) in bytes.iter().enumerate() {
-        let escape = ESCAPES[usize::from(byte)];
-        if escape == 0 {
-            continue;
+    let mut index = 0;
+    while index < bytes.len() {
+        // Terminal output needs an escape every few dozen bytes (`\r\n`, ESC): find the
+        // next one 8 bytes at a time.
+        if let Some(word) = bytes.get(index..index + 8) {
+            let word = u64::from_le_bytes(word.try_into().unwrap_or_default());
+            let found = needs_escape(word);
+            if found == 0 {
+                index += 8;
+                continue;
+            }
+            index += (found.trailing_zeros() / 8) as usize;
         }
-        // Every byte that needs escaping is ASCII, so both ends of the run are character
-        // boundaries.
-        out.push_str(text.get(run_start..index).unwrap_or_default());
-        out.push('\\');
-        if escape == b'u' {
-            out.push_str("u00");
-            out.push(char::from(HEX[usize::from(byte >> 4)]));
-            out.push(char::from(HEX[usize::from(byte & 0xf)]));
-        } else {
-            out.push(char::from(escape));
+        let byte = bytes.get(index).copied().unwrap_or_default();
+        if let Some(escape) = escape_of(byte) {
+            // Every byte that needs escaping is ASCII, so both ends of the run are
+            // character boundaries.
+            out.push_str(text.get(run_start..index).unwrap_or_default());
+            out.push_str(escape);
+            run_start = index + 1;
         }
-        run_start = index + 1;
+        index += 1;
     }
     out.push_str(text.get(run_start..).unwrap_or_default());
+}
+
+/// The high bit of each byte of `word` (read little-endian) that needs a JSON escape: a
+/// control character, `"` or `\\`. Exact: no byte carries into its neighbour, since
+/// each sum below stays under 0x100.
+fn needs_escape(word: u64) -> u64 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    // Non-ASCII bytes (high bit set) never need an escape.
+    let ascii = !word & HIGH;
+    let low = word & LOW7;
+    // b < 0x20 exactly when b + 0x60 stays below 0x80.
+    let control = !(low + ONES * 0x60) & ascii;
+    // b == c exactly when (b ^ c) + 0x7f stays below 0x80, for ASCII b and c.
+    let equal = |c: u8| !((word ^ (ONES * u64::from(c))) & LOW7).wrapping_add(LOW7) & ascii;
+    control | equal(b'"') | equal(b'\\')
 }
