@@ -34,6 +34,12 @@ use std::time::Duration;
 /// The asciicast version this module writes and reads.
 pub const VERSION: u8 = 2;
 
+/// The latest time an event may have: about 31 years, far past any session, and small
+/// enough that seconds with microseconds stay exact in an `f64`. The writer clamps to it
+/// (a clock that jumps centuries ahead must not make a file the reader refuses) and the
+/// reader refuses more.
+pub const MAX_EVENT_TIME: Duration = Duration::from_secs(1_000_000_000);
+
 /// What the first line of a recording says about the session.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Header {
@@ -92,7 +98,9 @@ impl Header {
             width: self.width,
             height: self.height,
             timestamp: self.timestamp.timestamp(),
-            idle_time_limit: self.idle_time_limit.map(|limit| limit.as_secs_f64()),
+            idle_time_limit: self
+                .idle_time_limit
+                .map(|limit| limit.min(MAX_EVENT_TIME).as_secs_f64()),
             command: self.command.as_deref(),
             title: self.title.as_deref(),
             env: Env {

@@ -6,7 +6,7 @@
 //! writer that stopped mid-line (a crash, a full disk) leaves; [`Recording::truncated`]
 //! says it happened.
 
-use super::{Event, EventKind, Header, Recording, VERSION};
+use super::{Event, EventKind, Header, Recording, MAX_EVENT_TIME, VERSION};
 use chrono::DateTime;
 use std::time::Duration;
 
@@ -48,9 +48,8 @@ pub enum ParseError {
     },
 }
 
-/// The longest time an event may have: about 31 years, far past any session, and small
-/// enough that converting it to microseconds stays exact.
-const MAX_EVENT_SECONDS: f64 = 1e9;
+/// [`MAX_EVENT_TIME`] in seconds, for checking what a file says.
+const MAX_EVENT_SECONDS: f64 = MAX_EVENT_TIME.as_secs() as f64;
 
 /// Reads a whole asciicast v2 recording.
 ///

@@ -264,6 +264,31 @@ fn held_back_output_is_written_when_due_and_not_before() {
 }
 
 #[test]
+fn extreme_coalescing_settings_do_not_panic() {
+    for window in [Duration::ZERO, Duration::MAX] {
+        for max_bytes in [0, usize::MAX] {
+            let coalescing = Coalescing { window, max_bytes };
+            let mut w = CastWriter::new(header(), coalescing, Keystrokes::Skip);
+            let mut out = String::new();
+            w.output(ms(0), b"a", &mut out);
+            let _ = w.flush_deadline();
+            w.flush_due(DateTime::<Utc>::MAX_UTC, &mut out);
+            w.output(DateTime::<Utc>::MIN_UTC, b"b", &mut out);
+            w.output(DateTime::<Utc>::MAX_UTC, b"c", &mut out);
+            w.finish(&mut out);
+            let text: String = events_of(&out)
+                .into_iter()
+                .map(|event| match event.kind {
+                    EventKind::Output(text) => text,
+                    other => panic!("unexpected {other:?}"),
+                })
+                .collect();
+            assert_eq!(text, "abc", "{coalescing:?}");
+        }
+    }
+}
+
+#[test]
 fn a_flood_is_written_in_events_of_at_most_max_bytes() {
     let coalescing = Coalescing {
         window: Duration::from_secs(1),

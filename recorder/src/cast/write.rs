@@ -5,7 +5,7 @@
 //! lines come back to the recording file. Cheap per byte by design: the only per-byte
 //! work is UTF-8 validation, copying, and JSON escaping, all over runs of bytes.
 
-use super::{Event, EventKind, Header};
+use super::{Event, EventKind, Header, MAX_EVENT_TIME};
 use crate::utf8::Utf8Joiner;
 use chrono::{DateTime, TimeDelta, Utc};
 use std::fmt::Write as _;
@@ -181,7 +181,7 @@ impl CastWriter {
     /// When held-back output falls due ([`flush_due`](Self::flush_due) writes it then),
     /// or `None` when nothing is held back.
     pub fn flush_deadline(&self) -> Option<DateTime<Utc>> {
-        let due = self.pending_time? + self.coalescing.window;
+        let due = self.pending_time?.saturating_add(self.coalescing.window);
         self.start
             .checked_add_signed(TimeDelta::from_std(due).unwrap_or(TimeDelta::MAX))
             .or(Some(DateTime::<Utc>::MAX_UTC))
@@ -279,13 +279,13 @@ impl CastWriter {
     }
 
     /// The time since the start of `at`, to the microsecond the format carries; zero for
-    /// an instant before the start.
+    /// an instant before the start, [`MAX_EVENT_TIME`] for one absurdly far after it.
     fn elapsed(&self, at: DateTime<Utc>) -> Duration {
         let micros = at
             .signed_duration_since(self.start)
             .num_microseconds()
             .unwrap_or(i64::MAX);
-        Duration::from_micros(u64::try_from(micros).unwrap_or(0))
+        Duration::from_micros(u64::try_from(micros).unwrap_or(0)).min(MAX_EVENT_TIME)
     }
 }
 

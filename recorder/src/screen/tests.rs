@@ -259,3 +259,82 @@ fn transcript_follows_resizes() {
     });
     assert_eq!(transcript(&recording).unwrap(), "abcdefgh\nmore\n");
 }
+
+#[test]
+fn no_output_makes_rendering_panic() {
+    // Random mixes of text, control characters and escape sequence fragments, cut into
+    // events at random, with random resizes in between.
+    let fragments = [
+        "a",
+        "é",
+        "日",
+        "😀",
+        "\r",
+        "\n",
+        "\t",
+        "\x08",
+        "\x1b",
+        "[",
+        "]",
+        ";",
+        "?",
+        "1049h",
+        "1049l",
+        "2J",
+        "K",
+        "H",
+        "5D",
+        "3C",
+        "99;99H",
+        "0;0H",
+        "r",
+        "1;2r",
+        "M",
+        "c",
+        "7",
+        "8",
+        "31m",
+        "38;5;200m",
+        "0",
+        "9",
+        "\x07",
+        "P",
+        "L",
+        "@",
+        "X",
+        "S",
+        "T",
+        "\u{fffd}",
+        " ",
+    ];
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move |n: usize| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % n as u64) as usize
+    };
+    for _ in 0..200 {
+        let mut recording = recording(1 + next(30) as u32, 1 + next(10) as u32, &[]);
+        for second in 0..20u64 {
+            let kind = if next(8) == 0 {
+                EventKind::Resize {
+                    cols: next(40) as u32,
+                    rows: next(12) as u32,
+                }
+            } else {
+                EventKind::Output(
+                    (0..next(30))
+                        .map(|_| fragments[next(fragments.len())])
+                        .collect(),
+                )
+            };
+            recording.events.push(Event {
+                time: Duration::from_secs(second),
+                kind,
+            });
+        }
+        transcript(&recording).unwrap();
+        grep(&recording, "a").unwrap();
+    }
+}
