@@ -1,8 +1,9 @@
 //! Recordings are read by the real asciinema CLI: `asciinema cat` prints exactly the
 //! output the writer was given, whatever else the file holds.
 //!
-//! Needs `asciinema` 2.x on PATH (`pip install 'asciinema>=2.2,<3'`, which
-//! `scripts/test` installs); without it the test says so and passes.
+//! Needs `asciinema` 2.4 or later 2.x on PATH (`pip install 'asciinema>=2.4,<3'`, which
+//! `scripts/test` installs); without it the test says so and passes. Debian's 2.2 will not
+//! do: its `cat` fails without a terminal (`/dev/tty`), as under CI.
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use recorder::cast::{CastWriter, Coalescing, Header, Keystrokes};
@@ -23,7 +24,7 @@ fn asciinema_available() -> bool {
 fn asciinema_cat_prints_exactly_what_the_session_printed() {
     if !asciinema_available() {
         eprintln!(
-            "asciinema is not on PATH: skipping; install it with pip install 'asciinema>=2.2,<3'"
+            "asciinema is not on PATH: skipping; install it with pip install 'asciinema>=2.4,<3'"
         );
         return;
     }
@@ -71,10 +72,15 @@ fn asciinema_cat_prints_exactly_what_the_session_printed() {
         .arg(&path)
         .output()
         .expect("run asciinema cat");
+    let stderr = String::from_utf8_lossy(&cat.stderr);
+    assert!(
+        !stderr.contains("/dev/tty"),
+        "this asciinema's cat needs a terminal (Debian's 2.2 does): install 2.4 with \
+         pip install 'asciinema>=2.4,<3'\n{stderr}"
+    );
     assert!(
         cat.status.success(),
-        "asciinema cat failed: {}\nfile:\n{file}",
-        String::from_utf8_lossy(&cat.stderr)
+        "asciinema cat failed: {stderr}\nfile:\n{file}"
     );
     assert_eq!(
         String::from_utf8(cat.stdout).unwrap(),
