@@ -311,6 +311,17 @@ fn serve(config: Option<&Path>, listen: Option<String>) -> Result<ExitCode> {
         );
         // One machine-readable line on stdout: tests and scripts wait for it.
         println!("latch listening on {bound}");
+        // A file-size limit (RLIMIT_FSIZE) makes an oversized write raise SIGXFSZ, which would
+        // kill the broker mid-session. Catching it turns that into a write error, which the
+        // recorder handles by cutting the session (fail closed) while the broker lives on.
+        const SIGXFSZ: i32 = 25;
+        if let Ok(mut xfsz) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(SIGXFSZ)) {
+            tokio::spawn(async move {
+                while xfsz.recv().await.is_some() {
+                    tracing::error!("a write went past the file-size limit (SIGXFSZ)");
+                }
+            });
+        }
         let shutdown = async {
             let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
             tokio::select! {
