@@ -113,6 +113,7 @@ impl Broker {
                 events: vec![Event::BrokerStarted {
                     config_sha256: config.sha256(),
                     version: env!("CARGO_PKG_VERSION").to_string(),
+                    recording: config.settings.recordings.enabled,
                 }],
                 notes: vec![],
             })

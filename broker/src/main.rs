@@ -298,6 +298,9 @@ fn serve(config: Option<&Path>, listen: Option<String>) -> Result<ExitCode> {
     if let Some(r) = &prepared.replay.recovered {
         tracing::warn!(recovery = %r, "recovered from a torn write at the end of the event log");
     }
+    if !loaded.settings.recordings.enabled {
+        tracing::warn!("RECORDING IS OFF ([recordings] enabled = false): proxied sessions are not recorded; the audit log says so");
+    }
     if prepared.host_key_generated {
         tracing::info!(path = %latch::host_key::path(&loaded.state_dir).display(), "generated a new SSH host key");
     }

@@ -118,6 +118,9 @@ sftp = true
 [recordings]
 # Delete recordings older than this (the deletion is audited). Leave unset to keep them all.
 # retention = "90d"
+# Record sessions at all. Leave this true; false is for measuring what recording costs,
+# and is logged at every start and recorded in the audit trail.
+# enabled = true
 
 # Hosts: the targets latch may connect to.
 #   name       the name users type: ssh -p 2222 LOGIN@NAME@bastion

@@ -46,6 +46,8 @@ pub struct RawConfig {
 pub struct RawRecordings {
     /// Delete recordings older than this. Unset: keep forever.
     pub retention: Option<String>,
+    /// Record proxied sessions. Default true.
+    pub enabled: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -150,6 +152,9 @@ pub struct ServerSettings {
 pub struct RecordingSettings {
     /// Recordings older than this are deleted (and the deletion audited). None: kept forever.
     pub retention: Option<Duration>,
+    /// Whether proxied sessions are recorded. Default true; false exists for measuring what
+    /// recording costs, and is logged loudly and put in the audit trail at every start.
+    pub enabled: bool,
 }
 
 #[derive(Debug, Clone)]

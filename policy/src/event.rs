@@ -59,6 +59,9 @@ pub enum Event {
     BrokerStarted {
         config_sha256: String,
         version: String,
+        /// False when `[recordings] enabled = false`: sessions are not recorded.
+        #[serde(default = "yes")]
+        recording: bool,
     },
     /// A connection to a target was allowed; recorded before any certificate is minted.
     SessionStarted(crate::session::SessionStarted),
@@ -136,6 +139,10 @@ pub struct Approved {
     pub reason: Option<String>,
     pub starts_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Event {

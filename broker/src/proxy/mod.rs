@@ -130,6 +130,8 @@ pub struct ProxySession {
     next_channel: u32,
     /// Earlier recordings of this connection, linked from later ones.
     recorded: Vec<RecordingName>,
+    /// `[recordings] enabled`.
+    recording_enabled: bool,
 }
 
 /// A channel request forwarded to the target with `want_reply`.
@@ -349,6 +351,7 @@ impl DataPlane {
             origin,
             next_channel: 0,
             recorded: Vec::new(),
+            recording_enabled: self.broker.settings().recordings.enabled,
         };
         tokio::spawn(supervise(
             Arc::clone(&self.broker),
@@ -514,7 +517,13 @@ impl ProxySession {
             linked: self.recorded.clone(),
         };
         // Fail closed: a channel that cannot be recorded is not opened, and the session ends.
-        let rec = match recording::start(&self.recordings, &self.broker, &self.live, spec) {
+        let rec = match recording::start(
+            &self.recordings,
+            &self.broker,
+            &self.live,
+            spec,
+            self.recording_enabled,
+        ) {
             Ok(r) => r,
             Err(why) => {
                 tracing::error!(session = %self.live.id, error = %why, "cannot record; cutting the session");

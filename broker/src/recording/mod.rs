@@ -170,8 +170,14 @@ pub fn start(
     broker: &Arc<Broker>,
     live: &Arc<LiveSession>,
     spec: ChannelSpec,
+    enabled: bool,
 ) -> Result<Recorder, String> {
     let (tx, rx) = mpsc::channel(QUEUE);
+    if !enabled {
+        // `[recordings] enabled = false`: a recorder nobody reads; every send fails at once.
+        drop(rx);
+        return Ok(Recorder { tx });
+    }
     let task = channel::ChannelRecording::begin(
         Arc::clone(store),
         Arc::clone(broker),

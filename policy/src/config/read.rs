@@ -43,6 +43,7 @@ pub(super) fn read(text: &str) -> (Option<RawConfig>, Vec<ConfigIssue>) {
         let mut f = Fields::new(t, "recordings", &mut issues);
         raw.recordings = RawRecordings {
             retention: f.string("retention"),
+            enabled: f.bool("enabled"),
         };
         f.finish();
     }

@@ -746,6 +746,7 @@ host_cas = ["{k}"]
 labels = {{ env = "prod" }}
 [recordings]
 retention = "90d"
+enabled = true
 "#,
         k = key(1)
     );

@@ -38,6 +38,7 @@ pub(super) fn validate(raw: &RawConfig) -> Result<Settings, Vec<ConfigIssue>> {
             Setting::Set(d) => Some(d),
             Setting::Unset | Setting::Invalid => None,
         },
+        enabled: raw.recordings.enabled.unwrap_or(true),
     };
     let role_names = v.unique_names(
         "roles",

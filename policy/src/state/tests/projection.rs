@@ -282,6 +282,7 @@ fn audit_only_events_change_nothing() {
         Event::BrokerStarted {
             config_sha256: "ab".into(),
             version: "0.1.0".into(),
+            recording: true,
         },
         t(9, 1),
         SYSTEM_ACTOR,
@@ -465,6 +466,7 @@ fn events_are_adjacently_tagged_with_the_tag_first() {
         Event::BrokerStarted {
             config_sha256: "ab".into(),
             version: "0.1.0".into(),
+            recording: true,
         },
     ];
     for event in events {
