@@ -6,4 +6,5 @@
 
 mod control_plane;
 mod data_plane;
+mod recordings;
 mod support;

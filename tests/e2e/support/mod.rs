@@ -12,10 +12,13 @@
 //! - [`target`]: real `sshd` targets ([`Target`]) and their `[[hosts]]` entries.
 //! - [`clients`]: `ssh LOGIN@HOST@bastion` through the broker, run to the end
 //!   ([`Latch::to`]) or left running ([`Running`]), and the options `scp`/`sftp`/`rsync` share.
+//! - [`recordings`]: recordings on disk (cast, manifest, signature) and the public tools that
+//!   check them (`asciinema`, `ssh-keygen -Y verify`, `sha256sum`); a broker under `ulimit`.
 
 #![allow(dead_code)] // Each test module uses a different part of the support code.
 
 pub mod clients;
+pub mod recordings;
 pub mod target;
 
 pub use clients::Running;
