@@ -4,6 +4,7 @@
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use latch::config_file::{self, ConfigSource, LoadedConfig};
+use sha2::Digest;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -468,16 +469,16 @@ fn recordings_verify(
         .with_context(|| format!("reading the audit public key {}", key_path.display()))?;
     let public = russh::keys::ssh_key::PublicKey::from_openssh(text.trim())
         .with_context(|| format!("{} is not an OpenSSH public key", key_path.display()))?;
-    let manifests: Vec<PathBuf> = if files.is_empty() {
-        let dir = dir.context("no recordings directory")?;
-        latch::recording::catalog::list(&dir)
-            .into_iter()
-            .map(|e| e.manifest_path)
-            .collect()
+    let whole_store = files.is_empty();
+    let manifests: Vec<PathBuf> = if whole_store {
+        let dir = dir.as_ref().context("no recordings directory")?;
+        // Every manifest file, readable or not: one that does not parse is a failure.
+        latch::recording::catalog::manifest_files(dir)
     } else {
         files
     };
     let mut bad = 0;
+    let mut seen = std::collections::BTreeMap::new();
     for m in &manifests {
         match latch::recording::catalog::verify(m, &public) {
             Ok(manifest) => {
@@ -487,10 +488,32 @@ fn recordings_verify(
                     format!(" (sealed incomplete: {})", manifest.end_cause)
                 };
                 println!("OK       {}{note}", m.display());
+                let sha = std::fs::read(m)
+                    .map(|b| hex::encode(sha2::Sha256::digest(&b)))
+                    .unwrap_or_default();
+                seen.insert(manifest.name().as_str().to_string(), sha);
             }
             Err(e) => {
                 bad += 1;
                 println!("FAILED   {}: {e}", m.display());
+            }
+        }
+    }
+    // Against the event log: every recording the log says was sealed (and not deleted)
+    // must be here, with the very manifest the log recorded.
+    if let (true, Some(state)) = (whole_store, &state_dir) {
+        let log = state.join(latch::eventlog::LOG_FILE);
+        for (name, sha) in latch::recording::catalog::sealed_in_log(&log) {
+            match seen.get(&name) {
+                None => {
+                    bad += 1;
+                    println!("FAILED   {name}: the event log records it as sealed, but its manifest is missing or unreadable");
+                }
+                Some(found) if !sha.is_empty() && *found != sha => {
+                    bad += 1;
+                    println!("FAILED   {name}: its manifest differs from the one the event log recorded when it was sealed");
+                }
+                Some(_) => {}
             }
         }
     }

@@ -43,15 +43,24 @@ impl Entry {
     }
 }
 
-/// Every sealed recording in `dir`, oldest first. Unreadable manifests are skipped with a
-/// log line (verification reports them).
-pub fn list(dir: &Path) -> Vec<Entry> {
+/// Every manifest file in `dir`, in name order.
+pub fn manifest_files(dir: &Path) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
-    let mut out: Vec<Entry> = entries
+    let mut files: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.to_string_lossy().ends_with(".manifest.json"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// Every sealed recording in `dir`, oldest first. Unreadable manifests are skipped with a
+/// log line here; `latch recordings verify` reports them as failures.
+pub fn list(dir: &Path) -> Vec<Entry> {
+    let mut out: Vec<Entry> = manifest_files(dir)
+        .into_iter()
         .filter_map(|p| {
             let bytes = std::fs::read(&p).ok()?;
             match Manifest::from_bytes(&bytes) {
@@ -125,4 +134,36 @@ pub fn verify(entry_manifest: &Path, key: &PublicKey) -> Result<Manifest, String
         .check_cast(cast_ref.as_ref())
         .map_err(|e| e.to_string())?;
     Ok(verified.into_manifest())
+}
+
+/// What the event log says was sealed: recording name -> SHA-256 of its manifest, minus
+/// recordings the log says were deleted. Lines that do not parse are skipped (`latch audit
+/// verify` is the check for the log itself).
+pub fn sealed_in_log(log: &Path) -> std::collections::BTreeMap<String, String> {
+    use std::io::BufRead;
+    let mut sealed = std::collections::BTreeMap::new();
+    let Ok(f) = std::fs::File::open(log) else {
+        return sealed;
+    };
+    for line in std::io::BufReader::new(f).lines().map_while(Result::ok) {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
+        let kind = v.pointer("/event/type").and_then(|t| t.as_str());
+        let name = v.pointer("/event/data/recording").and_then(|t| t.as_str());
+        match (kind, name) {
+            (Some("recording_sealed"), Some(name)) => {
+                let sha = v
+                    .pointer("/event/data/manifest_sha256")
+                    .and_then(|t| t.as_str())
+                    .unwrap_or("");
+                sealed.insert(name.to_string(), sha.to_string());
+            }
+            (Some("recording_deleted"), Some(name)) => {
+                sealed.remove(name);
+            }
+            _ => {}
+        }
+    }
+    sealed
 }
