@@ -670,6 +670,20 @@ fn a_target_presenting_an_unpinned_host_key_is_refused_naming_its_fingerprint() 
     w.latch.to(&w.alice, &format!("root@{DB}"), "true").ok();
 }
 
+/// Write `len` pseudo-random bytes to `path`: AES-CTR keystream from `openssl` (fast, so the
+/// suite spends its time in the transfer), or `/dev/urandom` where there is no `openssl`.
+fn random_file(path: &Path, len: u64) {
+    let mut make = Command::new("sh");
+    make.arg("-c").arg(format!(
+        "if command -v openssl >/dev/null; then \
+           openssl enc -aes-128-ctr -pass pass:latch -nosalt -pbkdf2 -in /dev/zero 2>/dev/null; \
+         else cat /dev/urandom; fi | head -c {len} > '{}'",
+        path.display()
+    ));
+    run(make, Duration::from_secs(120)).ok();
+    assert_eq!(fs::metadata(path).map(|m| m.len()).ok(), Some(len));
+}
+
 /// `scp` (SFTP protocol, OpenSSH's default) of 1 GiB up to the target and back down again
 /// through the broker, checksums compared.
 #[test]
@@ -678,13 +692,7 @@ fn scp_copies_a_gibibyte_up_and_down_intact() {
     let w = world();
     w.grant("files", "1h");
     let local = w.site.path().join("gib");
-    let mut make = Command::new("sh");
-    make.arg("-c").arg(format!(
-        "head -c {GIB} /dev/urandom > '{}'",
-        local.display()
-    ));
-    run(make, Duration::from_secs(120)).ok();
-    let sum = sha256(&local);
+    random_file(&local, GIB);
     let remote = w.site.path().join("gib-on-target");
     let back = w.site.path().join("gib-back");
 
@@ -701,22 +709,31 @@ fn scp_copies_a_gibibyte_up_and_down_intact() {
         out.ok()
     };
     let target = format!("root@{DB}@127.0.0.1:");
-    scp(
-        local.display().to_string(),
-        format!("{target}{}", remote.display()),
-    );
-    assert_eq!(fs::metadata(&remote).map(|m| m.len()).ok(), Some(GIB));
-    assert_eq!(sha256(&remote), sum, "the upload arrived altered");
-    fs::remove_file(&local).expect("remove the source");
-    scp(
-        format!("{target}{}", remote.display()),
-        back.display().to_string(),
-    );
-    assert_eq!(sha256(&back), sum, "the download arrived altered");
+    std::thread::scope(|s| {
+        // Each checksum is taken while the next copy runs.
+        let sum = s.spawn(|| sha256(&local));
+        scp(
+            local.display().to_string(),
+            format!("{target}{}", remote.display()),
+        );
+        let sum = sum.join().expect("sha256 of the source");
+        let uploaded = s.spawn(|| sha256(&remote));
+        scp(
+            format!("{target}{}", remote.display()),
+            back.display().to_string(),
+        );
+        assert_eq!(
+            uploaded.join().expect("sha256 of the upload"),
+            sum,
+            "the upload arrived altered"
+        );
+        assert_eq!(sha256(&back), sum, "the download arrived altered");
+    });
 
-    let ends = w.events("session_ended");
-    assert_eq!(ends.len(), 2, "{ends:#?}");
-    let (up, down) = (&ends[0]["event"]["data"], &ends[1]["event"]["data"]);
+    let started = w.events("session_started");
+    assert_eq!(started.len(), 2, "{started:#?}");
+    let up = w.ended(&id_of(&started[0]["event"]["data"]));
+    let down = w.ended(&id_of(&started[1]["event"]["data"]));
     assert!(up["bytes_in"].as_u64() > Some(GIB), "{up}");
     assert!(down["bytes_out"].as_u64() > Some(GIB), "{down}");
 }
@@ -897,10 +914,10 @@ fn a_client_that_stops_reading_cannot_grow_broker_memory() {
     let mut client = Running::spawn_with(&mut cmd, false);
     let flowing = eventually(Duration::from_secs(10), "bytes flowing", || {
         let live = w.sessions(&w.admin);
-        match live.first() {
-            Some(s) if s["bytes_out"].as_u64() > Some(0) => Ok(id_of(s)),
-            other => Err(format!("{other:?}")),
-        }
+        live.iter()
+            .find(|s| s["bytes_out"].as_u64() > Some(0))
+            .map(id_of)
+            .ok_or_else(|| format!("{live:#?}"))
     });
     let mut peak = before;
     let until = Instant::now() + Duration::from_secs(5);
@@ -909,6 +926,7 @@ fn a_client_that_stops_reading_cannot_grow_broker_memory() {
         std::thread::sleep(Duration::from_millis(200));
     }
     let grew_mib = (peak.saturating_sub(before)) / 1024;
+    eprintln!("broker VmRSS: {before} KiB before, {peak} KiB at most behind the stalled reader");
     assert!(
         grew_mib < 64,
         "the broker grew by {grew_mib} MiB ({before} KiB -> {peak} KiB) behind a stalled reader"
@@ -1011,45 +1029,46 @@ fn local_port_forwarding_works_only_when_the_role_allows_it() {
     );
 }
 
-#[test]
-fn control_master_multiplexes_concurrent_commands_over_one_session() {
-    let w = world();
-    w.grant("quick", "1h");
+/// An OpenSSH control master through the broker, as people configure `ControlMaster`: in
+/// the foreground here (no `ControlPersist`, which would fork it away), so the test owns it.
+/// Returns it once its control socket answers, with the `-o ControlPath=` option.
+fn control_master(w: &World, target: &str) -> (Running, String) {
     let control = format!("ControlPath={}/cm-%C", w.site.path().display());
-    let target = format!("root@{DB}");
-    let mut master = Running::spawn(w.latch.to_command(
-        &w.alice,
-        &target,
-        // In the foreground (no ControlPersist, which would fork it away): ours to end.
-        &["-M", "-N", "-o", &control],
-        "",
-    ));
-    eventually(Duration::from_secs(15), "the control master", || {
-        let out = run(
+    let mut master =
+        Running::spawn(
             w.latch
-                .to_command(&w.alice, &target, &["-o", &control, "-O", "check"], ""),
-            Duration::from_secs(10),
+                .to_command(&w.alice, target, &["-M", "-N", "-o", &control], ""),
         );
+    eventually(Duration::from_secs(15), "the control master", || {
         if master.has_exited() {
             panic!("the master exited: {}", master.stderr());
         }
+        let check = w
+            .latch
+            .to_command(&w.alice, target, &["-o", &control, "-O", "check"], "");
+        let out = run(check, Duration::from_secs(10));
         if out.status == 0 {
             Ok(())
         } else {
             Err(out.to_string())
         }
     });
+    (master, control)
+}
 
-    let outs: Vec<Out> = std::thread::scope(|s| {
+/// Run `remote` through the control master as three concurrent clients (`{i}` in `remote`
+/// is each one's number); their outputs in that order.
+fn three_through_master(w: &World, control: &str, target: &str, remote: &str) -> Vec<Out> {
+    std::thread::scope(|s| {
         let handles: Vec<_> = (1..=3)
             .map(|i| {
-                let (w, control, target) = (&w, &control, &target);
+                let remote = remote.replace("{i}", &i.to_string());
                 s.spawn(move || {
                     w.latch.to_with(
                         &w.alice,
                         target,
                         &["-o", control, "-o", "ControlMaster=no"],
-                        &format!("sleep 1; echo channel {i}"),
+                        &remote,
                     )
                 })
             })
@@ -1058,7 +1077,17 @@ fn control_master_multiplexes_concurrent_commands_over_one_session() {
             .into_iter()
             .map(|h| h.join().expect("a client"))
             .collect()
-    });
+    })
+}
+
+#[test]
+fn control_master_multiplexes_concurrent_commands_over_one_session() {
+    let w = world();
+    w.grant("quick", "1h");
+    let target = format!("root@{DB}");
+    let (master, control) = control_master(&w, &target);
+
+    let outs = three_through_master(&w, &control, &target, "sleep 1; echo channel {i}");
     for (i, out) in outs.iter().enumerate() {
         assert_eq!(out.status, 0, "{out}");
         assert_eq!(out.stdout, format!("channel {}\n", i + 1), "{out}");
@@ -1068,14 +1097,37 @@ fn control_master_multiplexes_concurrent_commands_over_one_session() {
         1,
         "the three commands share the master's one session"
     );
-    let exit = run(
-        w.latch
-            .to_command(&w.alice, &target, &["-o", &control, "-O", "exit"], ""),
-        Duration::from_secs(10),
-    );
-    eprintln!("{exit}");
+    let exit = w
+        .latch
+        .to_command(&w.alice, &target, &["-o", &control, "-O", "exit"], "");
+    run(exit, Duration::from_secs(10));
     // OpenSSH's master exits 255 on `-O exit`, also without latch in between.
     master.finish(Duration::from_secs(10));
     let session = id_of(&w.events("session_started")[0]["event"]["data"]);
     assert_eq!(w.ended(&session)["cause"], "closed");
+}
+
+/// A command that closes its output before it exits: the target sends EOF, then the exit
+/// status. A multiplexing client answers the EOF with its CLOSE at once; the status must
+/// still reach it (OpenSSH's sshd does that, so `ssh` through a master reports it).
+#[test]
+fn exit_status_sent_after_eof_reaches_clients_of_a_control_master() {
+    let w = world();
+    w.grant("quick", "1h");
+    let target = format!("root@{DB}");
+    let (_master, control) = control_master(&w, &target);
+    let outs = three_through_master(
+        &w,
+        &control,
+        &target,
+        "echo channel {i}; exec >&- 2>&-; sleep 0.3; exit 1{i}",
+    );
+    for (i, out) in outs.iter().enumerate() {
+        assert_eq!(out.stdout, format!("channel {}\n", i + 1), "{out}");
+        assert_eq!(
+            out.status,
+            11 + i as i32,
+            "the command's exit status should reach the client:\n{out}"
+        );
+    }
 }
