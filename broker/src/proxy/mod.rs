@@ -29,7 +29,7 @@ use policy::decision::AllowedBy;
 use policy::session::{SessionEnded, SessionStart};
 use policy::Event;
 use recorder::manifest::{ChannelKind, Forward, Origin, RecordingName};
-use relay::{Console, Flow, Pipe};
+use relay::{Console, Flow, Pipe, ToClient};
 use russh::client;
 use russh::{ChannelId, ChannelWriteHalf};
 use std::collections::HashMap;
@@ -109,6 +109,13 @@ pub struct ProxiedChannel {
     pty: Arc<std::sync::atomic::AtomicBool>,
     /// This channel's recorder.
     rec: Recorder,
+    /// The queue toward the client, so latch can end the channel itself.
+    pipe: Arc<Pipe>,
+    /// Stops this channel's target reader (a child of the session's stop).
+    halt: CancellationToken,
+    reader: Option<tokio::task::JoinHandle<()>>,
+    /// Latch refused something on this channel: client input is no longer relayed.
+    refused: bool,
 }
 
 /// The upstream side of one client connection.
@@ -546,12 +553,13 @@ impl ProxySession {
         let pipe = Arc::new(Pipe::new(Arc::clone(&flow)));
         let (replies_tx, replies_rx) = mpsc::channel(8);
         let stop = self.live.stop.clone();
+        let halt = stop.child_token();
         let live = Arc::clone(&self.live);
-        tokio::spawn(relay::read_target(
+        let reader = tokio::spawn(relay::read_target(
             up_rx,
             Arc::clone(&pipe),
             replies_tx,
-            stop.clone(),
+            halt.clone(),
             move || {
                 live.cut(
                 "relay_overflow",
@@ -563,7 +571,7 @@ impl ProxySession {
         let pty2 = Arc::clone(&pty);
         let live = Arc::clone(&self.live);
         self.writers.spawn(relay::write_client(
-            pipe,
+            Arc::clone(&pipe),
             client_tx,
             handle,
             flow,
@@ -591,6 +599,10 @@ impl ProxySession {
                 replies: replies_rx,
                 pty,
                 rec,
+                pipe,
+                halt,
+                reader: Some(reader),
+                refused: false,
             },
         );
         Ok(())
@@ -646,6 +658,38 @@ impl ProxySession {
             })
             .await;
         ok
+    }
+
+    /// End a channel on latch's own account (a request the role does not allow): stop
+    /// relaying the target, then send the user one line on stderr, exit status 1, EOF and
+    /// close, in that order, through the channel's own writer.
+    pub async fn refuse(&mut self, id: ChannelId, line: &str) {
+        let Some(ch) = self.channels.get_mut(&id) else {
+            return;
+        };
+        ch.refused = true;
+        ch.halt.cancel();
+        if let Some(reader) = ch.reader.take() {
+            let _ = reader.await;
+        }
+        let _ = ch.up.close().await;
+        let console = if ch.pty.load(Ordering::Relaxed) {
+            Console::Terminal
+        } else {
+            Console::Stderr
+        };
+        let item = match relay::latch_line(console, line) {
+            (Some(ext), b) => ToClient::ExtendedData(ext, b),
+            (None, b) => ToClient::Data(b),
+        };
+        for item in [
+            item,
+            ToClient::ExitStatus(1),
+            ToClient::Eof,
+            ToClient::Close,
+        ] {
+            let _ = ch.pipe.push(item).await;
+        }
     }
 
     /// Record a request latch answered itself (refused by policy, or one that takes no
@@ -780,7 +824,7 @@ impl ProxySession {
         let Some(ch) = self.channels.get(&id) else {
             return;
         };
-        if self.live.stop.is_cancelled() {
+        if self.live.stop.is_cancelled() || ch.refused {
             return;
         }
         self.live

@@ -201,7 +201,9 @@ pub async fn read_target(
     loop {
         let msg = tokio::select! {
             m = rx.wait() => m,
-            _ = cut.cancelled() => break,
+            // Halted or cut: whoever stopped us owns the pipe now (a cut writes
+            // its own line; a refusal its own ending), so it is not closed here.
+            _ = cut.cancelled() => return,
         };
         let Some(msg) = msg else { break };
         let item = match msg {
@@ -236,7 +238,7 @@ pub async fn read_target(
         };
         let pushed = tokio::select! {
             r = pipe.push(item) => r,
-            _ = cut.cancelled() => break,
+            _ = cut.cancelled() => return,
         };
         if pushed.is_err() {
             on_overflow();

@@ -462,12 +462,19 @@ impl russh::server::Handler for Connection {
         }
         let ok = match self.open_session() {
             Some(p) if name == "sftp" && !p.role().sftp => {
-                let role = p.role().name.clone();
-                return self.refuse_channel(
+                // Accept the request so the client reads what follows, then say why on
+                // stderr and end the channel with status 1 (a plain failure reply makes
+                // OpenSSH exit before it prints anything the server sent).
+                let line = format!("sftp is not allowed by role {}.", p.role().name);
+                p.note(
                     channel,
-                    format!("sftp is not allowed by role {role}."),
-                    session,
-                );
+                    recorder::manifest::Request::subsystem(name.as_bytes()),
+                    Some(false),
+                )
+                .await;
+                session.channel_success(channel)?;
+                p.refuse(channel, &line).await;
+                return Ok(());
             }
             Some(p) => p.subsystem(channel, name).await,
             None => false,
