@@ -290,6 +290,7 @@ pub async fn write_client(
 ) {
     let id = out.id();
     let now = chrono::Utc::now;
+    let mut eof_held = false;
     let write = |ext: Option<u32>, b: Bytes| {
         let out = &out;
         async move {
@@ -345,17 +346,29 @@ pub async fn write_client(
                     _ = stop.cancelled() => break,
                 }
             }
-            Some(ToClient::Eof) => out.eof().await.is_ok(),
+            // Held until the exit status or the close: a client whose own input is done
+            // closes the channel as soon as it sees EOF, and russh answers that close at once,
+            // so an exit status the target sends after its EOF would never arrive (OpenSSH
+            // ControlMaster clients then report 255). No data may follow EOF, so holding it
+            // changes nothing else.
+            Some(ToClient::Eof) => {
+                eof_held = true;
+                true
+            }
             Some(ToClient::ExitStatus(s)) => {
                 if let Ok(mut e) = exit_status.lock() {
                     *e = Some(s);
+                }
+                let sent = out.exit_status(s).await.is_ok();
+                if std::mem::take(&mut eof_held) {
+                    let _ = out.eof().await;
                 }
                 rec.send(RecEvent::ExitStatus {
                     at: now(),
                     status: s,
                 })
                 .await;
-                out.exit_status(s).await.is_ok()
+                sent
             }
             Some(ToClient::ExitSignal {
                 signal,
@@ -368,12 +381,19 @@ pub async fn write_client(
                     signal: format!("{signal:?}"),
                 })
                 .await;
-                handle
+                let sent = handle
                     .exit_signal_request(id, signal, core_dumped, message, lang)
                     .await
-                    .is_ok()
+                    .is_ok();
+                if std::mem::take(&mut eof_held) {
+                    let _ = out.eof().await;
+                }
+                sent
             }
             Some(ToClient::Close) => {
+                if eof_held {
+                    let _ = out.eof().await;
+                }
                 let _ = out.close().await;
                 return;
             }
