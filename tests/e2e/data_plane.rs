@@ -1131,3 +1131,47 @@ fn exit_status_sent_after_eof_reaches_clients_of_a_control_master() {
         );
     }
 }
+
+/// An admin sets targets up before the broker ever ran: `latch ca public-key` on a fresh
+/// config creates the CA and prints the line for `TrustedUserCAKeys`; the broker then mints
+/// with that same CA.
+#[test]
+fn ca_public_key_before_the_first_serve_prints_the_key_targets_then_trust() {
+    let site = Site::new();
+    let carol = site.user("carol");
+    let web = Target::start(&site, WEB);
+    let config = Config::new()
+        .user(&carol, &["web-ops"], &[])
+        .role("web-ops", "logins = [\"root\"]\nhosts = [\"web-*\"]")
+        .target(&web);
+    fs::write(site.config_path(), config.render(&site.state_dir())).expect("write the config");
+    assert!(!site.state_dir().exists(), "a fresh site has no state yet");
+
+    let config_arg = site.config_path().display().to_string();
+    let out = site.latch(&["ca", "public-key", "--config", &config_arg]);
+    let out = out.ok();
+    let line = out.stdout.trim().to_string();
+    assert!(line.starts_with("ssh-ed25519 AAAA"), "{out}");
+    let written =
+        fs::read_to_string(site.state_dir().join("user_ca_key.pub")).expect("the CA file");
+    assert_eq!(
+        written.split_whitespace().take(2).collect::<Vec<_>>(),
+        line.split_whitespace().take(2).collect::<Vec<_>>()
+    );
+    // Asked again, the same key: it was created once, not per call.
+    let again = site
+        .latch(&["ca", "public-key", "--config", &config_arg])
+        .ok();
+    assert_eq!(again.stdout.trim(), line);
+
+    let latch = site.start(&config);
+    let out = latch.to(&carol, &format!("root@{WEB}"), "whoami").ok();
+    assert_eq!(out.stdout.trim(), "root", "{out}");
+    let fingerprint = fingerprint(&site, &line);
+    assert!(
+        web.log()
+            .contains(&format!("signed by ED25519 CA {fingerprint}")),
+        "sshd should have accepted a certificate from CA {fingerprint}:\n{}",
+        web.log()
+    );
+}
