@@ -41,6 +41,12 @@ ssh_listen = {listen}
 # Where latch keeps its event log (the source of truth), its SSH host key and its CA keys.
 # A relative path is relative to this file's directory.
 state_dir = {state_dir}
+# Lifetime of the certificate minted for each upstream connection (at most 10m). It only
+# has to outlive the login; the session itself is governed by the grant.
+cert_validity = "5m"
+# Pin minted certificates to the broker's own addresses as targets see them (sshd then
+# refuses them from anywhere else). Empty: no restriction.
+# cert_source_addresses = ["10.0.0.2"]
 
 [jit]
 # Duration of a grant when a request gives no --duration.

@@ -58,6 +58,12 @@ pub struct RawServer {
     /// Where the event log, host key and CA keys live. Default `./latch-data`.
     /// A relative path is relative to the config file's directory (resolved by the broker).
     pub state_dir: Option<String>,
+    /// Lifetime of the certificates minted for upstream connections. Default 5m, at most 10m.
+    pub cert_validity: Option<String>,
+    /// If set, minted certificates carry `source-address` with these addresses/CIDRs: the
+    /// broker's own addresses as the targets see them.
+    #[serde(default)]
+    pub cert_source_addresses: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -146,6 +152,10 @@ pub struct ServerSettings {
     pub ssh_listen: std::net::SocketAddr,
     /// As written (relative paths are resolved by the broker against the config's dir).
     pub state_dir: String,
+    /// How long minted certificates are valid (never past the grant).
+    pub cert_validity: Duration,
+    /// `source-address` for minted certificates; empty: none.
+    pub cert_source_addresses: Vec<String>,
 }
 
 #[derive(Debug, Clone)]

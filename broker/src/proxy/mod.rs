@@ -40,10 +40,6 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-/// How long a minted certificate is valid. It only has to survive the handshake: the session
-/// is governed by the grant and cut by the broker, not by the certificate's expiry.
-pub const CERT_VALIDITY: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
-
 /// Environment variables a client may pass to the target (`SendEnv`): locale and time zone
 /// only. Anything else (`LD_PRELOAD`, `BASH_ENV`...) could change what runs.
 pub fn env_allowed(name: &str) -> bool {
@@ -285,6 +281,13 @@ impl DataPlane {
             login: &target.login,
         };
         let session_id = started.id.to_string();
+        let (cert_validity, source_address) = self.broker.read(|_, settings| {
+            let addrs = &settings.server.cert_source_addresses;
+            (
+                settings.server.cert_validity,
+                (!addrs.is_empty()).then(|| addrs.clone()),
+            )
+        });
         let connect = upstream::connect(
             Arc::clone(&self.client_config),
             &target_desc,
@@ -295,10 +298,10 @@ impl DataPlane {
                 grant: grant_ref.clone(),
                 user: user.to_string(),
                 session: session_id.clone(),
-                validity: CERT_VALIDITY,
+                validity: cert_validity,
                 not_after_cap: started.until,
                 permissions,
-                source_address: None,
+                source_address: source_address.clone(),
                 serial,
             },
             now,

@@ -36,6 +36,8 @@ pub(super) fn read(text: &str) -> (Option<RawConfig>, Vec<ConfigIssue>) {
         raw.server = RawServer {
             ssh_listen: f.string("ssh_listen"),
             state_dir: f.string("state_dir"),
+            cert_validity: f.string("cert_validity"),
+            cert_source_addresses: f.strings("cert_source_addresses"),
         };
         f.finish();
     }

@@ -43,6 +43,8 @@ fn design_example() -> String {
     format!(
         r#"
 [server]
+cert_validity = "2m"
+cert_source_addresses = ["10.0.0.0/24"]
 ssh_listen = "127.0.0.1:2222"
 state_dir = "./latch-data"
 
@@ -708,6 +710,8 @@ fn reader_agrees_with_serde_on_every_field() {
 [server]
 ssh_listen = "127.0.0.1:2222"
 state_dir = "/var/lib/latch"
+cert_validity = "2m"
+cert_source_addresses = ["10.0.0.0/24"]
 [jit]
 default_duration = "1h"
 max_duration = "8h"
@@ -807,4 +811,28 @@ fn garbage_input_never_panics() {
              logins = [{s:?}]\n[jit]\nmax_duration = {s:?}"
         ));
     }
+}
+
+#[test]
+fn certificate_settings_are_checked() {
+    let text = "[server]\ncert_validity = \"1h\"\ncert_source_addresses = [\"10.0.0.0/24\", \"bastion\", \"10.0.0.1/40\"]\n";
+    let err = Settings::from_toml(text).unwrap_err();
+    let found: Vec<String> = err.issues.iter().map(|i| i.location.clone()).collect();
+    assert!(found.contains(&"server.cert_validity".to_string()), "{err}");
+    assert!(
+        found.contains(&"server.cert_source_addresses[1]".to_string()),
+        "{err}"
+    );
+    assert!(
+        found.contains(&"server.cert_source_addresses[2]".to_string()),
+        "{err}"
+    );
+    assert!(
+        !found.contains(&"server.cert_source_addresses[0]".to_string()),
+        "{err}"
+    );
+    let ok = Settings::from_toml("[server]\ncert_validity = \"2m\"\n").expect("valid");
+    assert_eq!(ok.server.cert_validity, chrono::Duration::minutes(2));
+    let default = Settings::from_toml("").expect("valid");
+    assert_eq!(default.server.cert_validity, chrono::Duration::minutes(5));
 }

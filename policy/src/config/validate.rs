@@ -22,6 +22,9 @@ pub(super) const DEFAULT_STATE_DIR: &str = "./latch-data";
 const DEFAULT_DURATION: Duration = Duration::hours(1);
 const DEFAULT_MAX_DURATION: Duration = Duration::hours(8);
 const DEFAULT_MIN_DURATION: Duration = Duration::seconds(1);
+/// Certificates only need to outlive the handshake; sessions are cut by the broker.
+const DEFAULT_CERT_VALIDITY: Duration = Duration::minutes(5);
+const MAX_CERT_VALIDITY: Duration = Duration::minutes(10);
 const DEFAULT_APPROVAL_TIMEOUT: Duration = Duration::hours(24);
 const DEFAULT_EXPIRY_WARNING: Duration = Duration::minutes(5);
 const DEFAULT_BREAK_GLASS_MAX: Duration = Duration::hours(1);
@@ -159,9 +162,41 @@ impl Validator {
                 "state_dir is empty: give a directory, like \"./latch-data\", or leave the key out",
             );
         }
+        let cert_validity = match self.duration("server.cert_validity", &raw.cert_validity) {
+            Setting::Set(d) if d > MAX_CERT_VALIDITY => {
+                self.push(
+                    "server.cert_validity",
+                    format!(
+                        "{} is too long: certificates only need to outlive the login handshake; \
+                        use at most 10m (sessions are governed by the grant, not the certificate)",
+                        duration::format(d)
+                    ),
+                );
+                DEFAULT_CERT_VALIDITY
+            }
+            Setting::Set(d) if d < Duration::seconds(10) => {
+                self.push(
+                    "server.cert_validity",
+                    "shorter than 10s: a slow target could not finish the login; use 1m to 10m",
+                );
+                DEFAULT_CERT_VALIDITY
+            }
+            Setting::Set(d) => d,
+            Setting::Unset | Setting::Invalid => DEFAULT_CERT_VALIDITY,
+        };
+        for (i, a) in raw.cert_source_addresses.iter().enumerate() {
+            if !valid_cidr(a) {
+                self.push(
+                    format!("server.cert_source_addresses[{i}]"),
+                    format!("{a:?} is not an IP address or CIDR block, like \"10.0.0.2\" or \"10.0.0.0/24\""),
+                );
+            }
+        }
         ServerSettings {
             ssh_listen,
             state_dir,
+            cert_validity,
+            cert_source_addresses: raw.cert_source_addresses.clone(),
         }
     }
 
@@ -568,5 +603,21 @@ impl Validator {
             host_cas,
             labels: raw.labels.clone(),
         }
+    }
+}
+
+/// An IP address, or one with a prefix length that fits it (as sshd's `source-address`).
+fn valid_cidr(s: &str) -> bool {
+    let (addr, bits) = match s.split_once('/') {
+        Some((a, b)) => (a, Some(b)),
+        None => (s, None),
+    };
+    let Ok(ip) = addr.parse::<std::net::IpAddr>() else {
+        return false;
+    };
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    match bits {
+        None => true,
+        Some(b) => b.parse::<u8>().is_ok_and(|n| n <= max),
     }
 }
