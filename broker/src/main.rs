@@ -400,6 +400,8 @@ fn audit_verify(file: Option<PathBuf>, config: Option<&Path>) -> Result<ExitCode
 
 fn ca_public_key(config: Option<&Path>) -> Result<ExitCode> {
     let loaded = load(config)?;
+    // Targets are often set up before the first `serve`: make the state directory here.
+    latch::broker::create_private_dir(&loaded.state_dir)?;
     let (ca, generated) = latch::ca_key::load_or_generate(&loaded.state_dir)?;
     if generated {
         eprintln!(
@@ -437,6 +439,7 @@ fn hosts_scan(address: &str, name: Option<String>) -> Result<ExitCode> {
 
 fn audit_public_key(config: Option<&Path>) -> Result<ExitCode> {
     let loaded = load(config)?;
+    latch::broker::create_private_dir(&loaded.state_dir)?;
     let (key, _) = latch::audit_key::load_or_generate(&loaded.state_dir)?;
     println!(
         "{}",

@@ -93,7 +93,7 @@ can_request = ["demo", "ops"]
 #   port_forwarding   ssh -L allowed; default false
 #   agent_forwarding  ssh -A allowed; default false
 #   x11_forwarding    ssh -X allowed; default false
-#   sftp              the sftp subsystem allowed; default false
+#   sftp              file transfer allowed (sftp, scp, rsync); default false
 #   record_input      record what the user types (off by default: it includes passwords)
 #   admin             members see everything, revoke any grant, lock users; default false
 #   auditor           members read the audit trail and recordings; default false

@@ -1175,3 +1175,45 @@ fn ca_public_key_before_the_first_serve_prints_the_key_targets_then_trust() {
         web.log()
     );
 }
+
+#[test]
+fn scp_and_rsync_are_refused_naming_the_role_when_it_does_not_allow_file_transfer() {
+    let w = world();
+    w.grant("quick", "1h");
+    let local = w.site.path().join("payload");
+    fs::write(&local, "must not arrive\n").expect("write");
+    let remote = w.site.path().join("arrived");
+    let mut scp = Command::new("scp");
+    scp.arg("-O")
+        .arg("-P")
+        .arg(w.latch.port.to_string())
+        .args(w.latch.client_options(&w.alice))
+        .arg(&local)
+        .arg(format!("root@{DB}@127.0.0.1:{}", remote.display()));
+    let out = run(scp, Duration::from_secs(20));
+    assert_ne!(out.status, 0, "{out}");
+    assert!(
+        out.stderr
+            .contains("file transfer (scp) is not allowed by role quick"),
+        "the refusal should name the tool and the role:\n{out}"
+    );
+    let ssh = format!(
+        "ssh -p {} {}",
+        w.latch.port,
+        w.latch.client_options(&w.alice).join(" ")
+    );
+    let mut rsync = Command::new("rsync");
+    rsync
+        .arg("-e")
+        .arg(&ssh)
+        .arg(&local)
+        .arg(format!("root@{DB}@127.0.0.1:{}", remote.display()));
+    let out = run(rsync, Duration::from_secs(20));
+    assert_ne!(out.status, 0, "{out}");
+    assert!(
+        out.stderr
+            .contains("file transfer (rsync) is not allowed by role quick"),
+        "{out}"
+    );
+    assert!(!remote.exists(), "nothing may be written");
+}

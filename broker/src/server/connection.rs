@@ -441,7 +441,29 @@ impl russh::server::Handler for Connection {
             return self.refuse_channel(channel, line, session);
         }
         let ok = match self.open_session() {
-            Some(p) => p.exec(channel, data).await,
+            Some(p) => {
+                // `sftp = false` covers every file-transfer tool, not only the sftp
+                // subsystem: scp and rsync run as commands.
+                let command = String::from_utf8_lossy(data);
+                match recorder::manifest::file_transfer_tool(&command) {
+                    Some(tool) if !p.role().sftp => {
+                        let line = format!(
+                            "file transfer ({tool}) is not allowed by role {}; it needs a role with sftp = true.",
+                            p.role().name
+                        );
+                        p.note(
+                            channel,
+                            recorder::manifest::Request::exec(data),
+                            Some(false),
+                        )
+                        .await;
+                        session.channel_success(channel)?;
+                        p.refuse(channel, &line).await;
+                        return Ok(());
+                    }
+                    _ => p.exec(channel, data).await,
+                }
+            }
             None => false,
         };
         answer(session, channel, ok)
