@@ -26,6 +26,7 @@ pub mod ca_key;
 pub mod commands;
 pub mod config_file;
 pub mod eventlog;
+pub mod hint;
 pub mod host_key;
 pub mod proxy;
 pub mod recording;

@@ -124,6 +124,9 @@ pub async fn run(
         Arc::clone(&prepared.broker),
         stopped(stop_rx.clone()),
     ));
+    if let Ok(addr) = listener.local_addr() {
+        crate::hint::set_port(addr.port());
+    }
     let config = Arc::new(server::config(prepared.host_key));
     let registry = Arc::new(SessionRegistry::default());
     let recordings = Arc::clone(&prepared.recordings);

@@ -248,7 +248,7 @@ fn connecting_without_a_grant_is_denied_with_the_request_to_make_and_audited() {
     );
     assert!(
         out.stderr
-            .contains("Request access with:\n  ssh -p 2222 bastion request --role db-admin --hosts 'prod-db-01' --reason '"),
+            .contains(&format!("Request access with:\n  ssh -p {} bastion request --role db-admin --hosts 'prod-db-01' --reason '", w.latch.port)),
         "the refusal should give the exact request to make:\n{out}"
     );
     assert!(out.stdout.is_empty(), "{out}");
@@ -512,7 +512,7 @@ fn a_short_grant_warns_before_expiry_then_cuts_its_session_at_expiry() {
         .find(&format!("latch: grant {id} expires in "))
         .unwrap_or_else(|| panic!("no expiry warning:\n{out}"));
     assert!(
-        out.stderr[warning..].contains(&format!("ssh -p 2222 bastion extend {id} ")),
+        out.stderr[warning..].contains(&format!("ssh -p {} bastion extend {id} ", w.latch.port)),
         "the warning should say how to extend:\n{out}"
     );
     let cut = out

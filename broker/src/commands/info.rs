@@ -67,7 +67,7 @@ pub fn hosts(broker: &Arc<Broker>, user: &str) -> CmdResult {
                         r.logins.join(","),
                         by_text(&r.by),
                         r.until.map(|u| render::relative(u, now)).unwrap_or_else(|| "standing".into()),
-                        format!("ssh -p 2222 {}@{}@bastion", r.logins.first().cloned().unwrap_or_default(), r.host),
+                        crate::hint::ssh_to(&r.logins.first().cloned().unwrap_or_default(), &r.host),
                     ]
                 })
                 .collect();
@@ -95,7 +95,7 @@ pub fn dashboard(broker: &Arc<Broker>, user: &str) -> CmdResult {
         }
         text.push_str("\nYour requests and grants:\n");
         if mine.is_empty() {
-            text.push_str("  (none) request one: ssh -p 2222 bastion request --role ROLE --hosts PATTERN --reason TEXT\n");
+            text.push_str(&format!("  (none) request one: {} request --role ROLE --hosts PATTERN --reason TEXT\n", crate::hint::ssh()));
         } else {
             for g in &mine {
                 text.push_str(&format!("  {} {} {} on {} {}\n", g.id, render::status(g, now), g.role, render::scope(g), render::when(g, now)));
@@ -125,7 +125,7 @@ pub fn dashboard(broker: &Arc<Broker>, user: &str) -> CmdResult {
                 text.push_str(&format!("  {} as {} ({})\n", r.host, r.logins.join(","), by_text(&r.by)));
             }
         }
-        text.push_str("\n`ssh -p 2222 bastion help` lists every command.\n");
+        text.push_str(&format!("\n`{} help` lists every command.\n", crate::hint::ssh()));
         Ok(Reply { json, text })
     })
 }

@@ -59,7 +59,8 @@ impl TargetSpec {
         let (login, host) = user.rsplit_once('@')?;
         if login.is_empty() || host.is_empty() {
             return Some(Err(format!(
-                "{user:?} is not LOGIN@HOST: connect with ssh -p 2222 LOGIN@HOST@bastion (for example root@web-01@bastion)"
+                "{user:?} is not LOGIN@HOST: connect with {} (for example root@web-01@bastion)",
+                crate::hint::ssh_to("LOGIN", "HOST")
             )));
         }
         Some(Ok(TargetSpec {
@@ -420,7 +421,8 @@ fn denial_message(
     } else {
         for r in could_request {
             m.push_str(&format!(
-                "\nRequest access with:\n  ssh -p 2222 bastion request --role {} --hosts '{}' --reason 'why you need it'",
+                "\nRequest access with:\n  {} request --role {} --hosts '{}' --reason 'why you need it'",
+                crate::hint::ssh(),
                 r.role,
                 if r.hosts.is_empty() { host } else { &r.hosts }
             ));
@@ -470,8 +472,9 @@ async fn supervise(
                 let id = grant.map(|g| g.to_string()).unwrap_or_default();
                 let left = policy::duration::format(chrono::TimeDelta::seconds((d - Utc::now()).num_seconds().max(1)));
                 let _ = notices.send(format!(
-                    "grant {id} expires in {left} (at {}). To keep working: ssh -p 2222 bastion extend {id} --duration 30m --reason '...'",
-                    d.format("%H:%M:%SZ")
+                    "grant {id} expires in {left} (at {}). To keep working: {} extend {id} --duration 30m --reason '...'",
+                    d.format("%H:%M:%SZ"),
+                    crate::hint::ssh()
                 ));
             }
             _ = tokio::time::sleep(deadline.map(until).unwrap_or_default()), if deadline.is_some() => {
