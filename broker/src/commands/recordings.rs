@@ -7,7 +7,7 @@ use crate::broker::Broker;
 use crate::recording::catalog::{self, Entry};
 use crate::recording::RecordingStore;
 use chrono::{DateTime, Utc};
-use recorder::cast::EventKind;
+use recorder::cast::{EventKind, Recording};
 use serde_json::json;
 use std::time::Duration;
 
@@ -168,6 +168,21 @@ pub fn list(broker: &Broker, store: &RecordingStore, user: &str, c: RecordingsCm
 /// The bytes to play, with the delay before each.
 pub type Playback = Vec<(Duration, Vec<u8>)>;
 
+/// A recording with a terminal (asciicast) part, or why there is none.
+fn terminal_recording(store: &RecordingStore, which: &str) -> Result<(Entry, Recording), Failure> {
+    let entry = catalog::find(store.dir(), which).map_err(Failure::not_found)?;
+    match entry.read_cast() {
+        Ok(Some(rec)) => Ok((entry, rec)),
+        Ok(None) => Err(Failure::usage(format!(
+            "{} is a {} channel recorded as metadata only (no terminal); `recordings --json --session {}` shows what it did",
+            entry.name(),
+            entry.manifest.kind,
+            entry.manifest.session
+        ))),
+        Err(message) => Err(Failure { status: super::exit::FAILURE, message }),
+    }
+}
+
 pub fn replay(
     broker: &Broker,
     store: &RecordingStore,
@@ -175,19 +190,7 @@ pub fn replay(
     c: &ReplayCmd,
 ) -> Result<Playback, Failure> {
     require_auditor(broker, user)?;
-    let entry = catalog::find(store.dir(), &c.recording).map_err(Failure::not_found)?;
-    let Some(rec) = entry.read_cast().map_err(|e| Failure {
-        status: super::exit::FAILURE,
-        message: e,
-    })?
-    else {
-        return Err(Failure::usage(format!(
-            "{} is a {} channel recorded as metadata only; `recordings --json --session {}` shows what it did",
-            entry.name(),
-            entry.manifest.kind,
-            entry.manifest.session
-        )));
-    };
+    let (_, rec) = terminal_recording(store, &c.recording)?;
     let idle = c
         .idle_limit
         .as_deref()
@@ -227,17 +230,7 @@ pub fn transcript(
     c: &TranscriptCmd,
 ) -> CmdResult {
     require_auditor(broker, user)?;
-    let entry = catalog::find(store.dir(), &c.recording).map_err(Failure::not_found)?;
-    let Some(rec) = entry.read_cast().map_err(|e| Failure {
-        status: super::exit::FAILURE,
-        message: e,
-    })?
-    else {
-        return Err(Failure::usage(format!(
-            "{} was recorded as metadata only; there is no terminal text",
-            entry.name()
-        )));
-    };
+    let (entry, rec) = terminal_recording(store, &c.recording)?;
     let text = recorder::screen::transcript(&rec).map_err(|e| Failure {
         status: super::exit::FAILURE,
         message: e.to_string(),

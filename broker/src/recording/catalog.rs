@@ -116,18 +116,10 @@ pub fn verify(entry_manifest: &Path, key: &PublicKey) -> Result<Manifest, String
                 .parent()
                 .unwrap_or(Path::new("."))
                 .join(&c.file);
-            let mut f = std::fs::File::open(&path)
-                .map_err(|e| format!("its cast {} is missing: {e}", path.display()))?;
-            let mut hasher = recorder::manifest::CastHasher::new();
-            let mut buf = vec![0u8; 1 << 16];
-            loop {
-                let n = f.read(&mut buf).map_err(|e| e.to_string())?;
-                if n == 0 {
-                    break;
-                }
-                hasher.update(&buf[..n]);
-            }
-            Some(hasher.finish(&c.file))
+            Some(
+                hash_cast(&path, &c.file)
+                    .map_err(|e| format!("cannot read its cast {}: {e}", path.display()))?,
+            )
         }
     };
     verified
@@ -166,4 +158,19 @@ pub fn sealed_in_log(log: &Path) -> std::collections::BTreeMap<String, String> {
         }
     }
     sealed
+}
+
+/// Hash a cast file as its manifest records it, streaming (casts can be large).
+pub fn hash_cast(path: &Path, file_name: &str) -> std::io::Result<recorder::manifest::CastRef> {
+    let mut f = std::fs::File::open(path)?;
+    let mut hasher = recorder::manifest::CastHasher::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hasher.finish(file_name))
 }

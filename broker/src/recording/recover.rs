@@ -9,8 +9,7 @@ use super::channel::seal_and_record;
 use super::RecordingStore;
 use crate::broker::Broker;
 use chrono::{DateTime, Utc};
-use recorder::manifest::{CastHasher, Manifest, RecordingName};
-use std::io::Read;
+use recorder::manifest::{Manifest, RecordingName};
 use std::sync::Arc;
 
 /// Seal every leftover recording; returns how many were sealed.
@@ -62,17 +61,9 @@ async fn seal_one(
     }
     let (cast, ended_at) = if paths.cast.exists() {
         let ended = trim_torn_tail(&paths.cast).map_err(|e| e.to_string())?;
-        let mut hasher = CastHasher::new();
-        let mut f = std::fs::File::open(&paths.cast).map_err(|e| e.to_string())?;
-        let mut buf = vec![0u8; 1 << 16];
-        loop {
-            let n = f.read(&mut buf).map_err(|e| e.to_string())?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buf[..n]);
-        }
-        (Some(hasher.finish(&name.cast_file())), ended)
+        let cast =
+            super::catalog::hash_cast(&paths.cast, &name.cast_file()).map_err(|e| e.to_string())?;
+        (Some(cast), ended)
     } else {
         (None, None)
     };
