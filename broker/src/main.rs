@@ -531,8 +531,8 @@ fn recordings_verify(
 fn read_cast(file: &Path) -> Result<recorder::cast::Recording> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-    Ok(recorder::cast::parse(&text)
-        .with_context(|| format!("{} is not an asciicast v2 recording", file.display()))?)
+    recorder::cast::parse(&text)
+        .with_context(|| format!("{} is not an asciicast v2 recording", file.display()))
 }
 
 fn recordings_transcript(file: &Path) -> Result<ExitCode> {

@@ -127,7 +127,7 @@ impl LiveSession {
 
     pub fn snapshot(&self) -> SessionSnapshot {
         SessionSnapshot {
-            id: self.id.clone(),
+            id: self.id,
             user: self.user.clone(),
             login: self.login.clone(),
             host: self.host.clone(),
@@ -154,7 +154,7 @@ impl SessionRegistry {
     }
 
     pub fn register(&self, s: Arc<LiveSession>) {
-        self.lock().insert(s.id.clone(), s);
+        self.lock().insert(s.id, s);
     }
 
     pub fn remove(&self, id: &SessionId) {
