@@ -89,9 +89,13 @@ impl State {
         }
         // Of several grants, the one that lasts longest, so the session is not cut while
         // another grant would still have allowed it.
+        // Cheapest checks first: time and login are comparisons, hosts are glob matches.
         let best = self
-            .active_grants(settings, user, host, now)
+            .open_grants_iter(user)
+            .filter(|grant| grant.is_active(now))
+            .filter_map(|grant| settings.role(&grant.role).map(|role| (grant, role)))
             .filter(|(_, role)| allows_login(role, login))
+            .filter(|(grant, role)| grant.covers_host(host) && role_covers(role, host))
             .map(|(grant, _)| grant)
             .max_by_key(|grant| grant.expires_at);
         match best {
