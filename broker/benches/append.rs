@@ -6,14 +6,15 @@
 //!   `sync_data` on a file in the same directory. No log can append durably faster than this.
 //! - `FileLog::append, 1 event`: encode, hash-chain, write, fsync one `requested` event.
 //! - `FileLog::append, 100 events`: the same for a batch of 100 (one fsync).
-//! - `Broker::execute, request`: the whole command path of `ssh bastion request` minus SSH:
-//!   the policy decides (auto-approved role: `requested` + `approved`), the log appends and
-//!   fsyncs, the state applies, subscribers are told.
+//! - `Broker::execute, request`: the whole command path of `ssh bastion request` minus SSH
+//!   (`execute_blocking`, which `execute` runs on the blocking pool): the policy decides
+//!   (auto-approved role: `requested` + `approved`), the log appends and fsyncs, the state
+//!   applies, subscribers are told.
 //!
 //! fsync on tmpfs costs nothing, so the directory must be on a real disk: `$LATCH_BENCH_DIR`,
 //! else the system temporary directory; the file system is printed with the results.
 //!
-//! Run: `cargo bench -p latch --bench append` (about 20 s).
+//! Run: `cargo bench -p latch --bench append` (about 5 s).
 
 #[path = "../../policy/benches/support/mod.rs"]
 mod support;

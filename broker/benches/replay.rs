@@ -12,21 +12,24 @@
 //! check every line's hash and chain, decode the event, `State::apply` it, then append the
 //! `broker_started` record. It runs in a new process each time (the benchmark starts itself
 //! as a child), because that is what a start is: the heap grows from nothing, and its page
-//! faults count. Three runs, the median is the figure. Measured in the same runs, as
+//! faults count. Five runs, the median is the figure. Measured in the same runs, as
 //! baselines that say where the time goes:
 //! - `read lines`: reading the file line by line into one buffer (the I/O floor);
 //! - `audit verify`: `eventlog::verify`, the chain check (JSON parse with the event skipped,
 //!   SHA-256 of each line, the time parsed) without decoding events or applying them;
-//! - `apply only`: `State::apply` of the same events from memory (the projection alone).
+//! - `apply only`: `State::apply` of the same events from memory (the projection alone);
 //! - `open in this process`: `Broker::open` again in the benchmark's own, already grown heap.
+//!
+//! The child also reports its CPU time (all threads, and the main thread that decodes and
+//! applies), which a busy machine inflates much less than the wall time.
 //!
 //! The log stays in the page cache (it was just written): this measures CPU, not the disk.
 //! `LATCH_BENCH_COLD=1` adds one open after dropping the page cache (needs root).
 //! `LATCH_BENCH_KEEP=1` keeps the state directory, to profile one open:
 //! `LATCH_BENCH_REPLAY_CHILD=DIR/latch-data perf record -g target/release/deps/replay-HASH`.
 //!
-//! Run: `cargo bench -p latch --bench replay` (about 1 minute; writes ~0.5 GB to
-//! `$LATCH_BENCH_DIR` or the system temporary directory, removed afterwards).
+//! Run: `cargo bench -p latch --bench replay` (about 1.5 minutes on an idle machine; writes
+//! ~0.4 GB to `$LATCH_BENCH_DIR` or the system temporary directory, removed afterwards).
 
 #[path = "../../policy/benches/support/mod.rs"]
 mod support;
@@ -46,7 +49,7 @@ use support::{show, verdict, Rng, World};
 
 const EVENTS: u64 = 1_000_000;
 const BATCH: usize = 1_000;
-const RUNS: usize = 3;
+const RUNS: usize = 5;
 const TARGET: Duration = Duration::from_secs(3);
 /// Seconds between two requests: 1M events are about 333k requests, so about a year.
 const REQUEST_GAP_SECS: i64 = 95;
@@ -166,11 +169,14 @@ fn main() {
         ("  its CPU time, main thread", &main_thread),
     ] {
         let m = support::median(runs);
+        let (min, max) = (runs.iter().min().unwrap(), runs.iter().max().unwrap());
         println!(
-            "  {label:<38} {:>9}  {:>6.2} M events/s  {:>5.0}% of open",
+            "  {label:<38} {:>9}  {:>6.2} M events/s  {:>5.0}% of open   (min {}, max {})",
             show(m),
             per_second(m) / 1e6,
-            m.as_secs_f64() * 100.0 / open_median.as_secs_f64()
+            m.as_secs_f64() * 100.0 / open_median.as_secs_f64(),
+            show(*min),
+            show(*max)
         );
     }
     println!(
