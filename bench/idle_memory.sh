@@ -1,0 +1,290 @@
+#!/usr/bin/env bash
+# The broker's memory per idle proxied session: VmRSS of `latch serve` with no session
+# against N idle sessions (`ssh root@tgt@latch 'sleep 600'`, no pty, no output), delta / N.
+# For context, the memory of the N ssh clients and of the target's sshd processes serving
+# them (VmRSS summed, which counts shared pages once per process, and Pss, which splits them).
+# Recording is on (the default), so each session also holds an open recording.
+#
+# Usage: [N_SESSIONS=500] [RECORDING=on|off] bench/idle_memory.sh
+# Needs: cargo, ssh, ssh-keygen, /usr/sbin/sshd; run as root (the target login is root),
+# and about 6 GiB of free memory for 500 sessions. Everything lives in a temporary
+# directory removed on exit, with every process it started (the clients, the broker, the
+# target sshd, and the `sleep 600` commands the closed sessions leave behind on the target,
+# found by the target's port in their SSH_CONNECTION).
+set -euo pipefail
+
+N_SESSIONS=${N_SESSIONS:-500}
+RECORDING=${RECORDING:-on}
+BATCH=25
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+SSHD=/usr/sbin/sshd
+
+for tool in cargo ssh ssh-keygen "$SSHD"; do
+    command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 1; }
+done
+[[ $(id -u) == 0 ]] || { echo "run as root: the target login is root" >&2; exit 1; }
+case $RECORDING in on) REC_ENABLED=true ;; off) REC_ENABLED=false ;;
+    *) echo "RECORDING must be on or off" >&2; exit 2 ;; esac
+mem_available_mib() { awk '/^MemAvailable:/ { print int($2 / 1024) }' /proc/meminfo; }
+NEED_MIB=$((N_SESSIONS * 12 + 1024))
+if (($(mem_available_mib) < NEED_MIB)); then
+    echo "only $(mem_available_mib) MiB available; $N_SESSIONS sessions need about $NEED_MIB MiB" >&2
+    exit 1
+fi
+ulimit -n "$(ulimit -Hn)"
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/bench-memory.XXXXXX")
+mkdir -p "$WORK/clients"
+LATCH_PID=
+SSHD_PID=
+TARGET_PORT=
+CLIENTS=()
+target_leftovers() {
+    [[ -n $TARGET_PORT ]] || return 0
+    grep -lsxz "SSH_CONNECTION=127.0.0.1 [0-9]* 127.0.0.1 $TARGET_PORT" /proc/[0-9]*/environ |
+        cut -d/ -f3
+    return 0
+}
+stop_clients() {
+    local pid
+    for pid in "${CLIENTS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${CLIENTS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    CLIENTS=()
+}
+cleanup() {
+    set +e
+    stop_clients
+    [[ -n $LATCH_PID ]] && kill "$LATCH_PID" 2>/dev/null && wait "$LATCH_PID" 2>/dev/null
+    [[ -n $SSHD_PID ]] && kill -- "-$SSHD_PID" 2>/dev/null && wait "$SSHD_PID" 2>/dev/null
+    # Only the `sleep` commands: a login shell still in ~/.bashrc may hold a lock there (pyenv
+    # rehash's, for one), and killing it would leave the lock behind for every later login.
+    local pid comm
+    for pid in $(target_leftovers); do
+        read -r comm <"/proc/$pid/comm" 2>/dev/null && [[ $comm == sleep ]] && kill "$pid" 2>/dev/null
+    done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+echo "== building latch (release)"
+(cd "$ROOT" && cargo build --release -p latch --quiet)
+LATCH="$WORK/bench-broker"
+cp "$ROOT/target/release/latch" "$LATCH"
+
+ssh-keygen -q -t ed25519 -N '' -C bench@client -f "$WORK/client"
+ssh-keygen -q -t ed25519 -N '' -C bench@target -f "$WORK/target_host_key"
+HOST_KEY=$(cut -d' ' -f1-2 "$WORK/target_host_key.pub")
+CLIENT_KEY=$(cut -d' ' -f1-2 "$WORK/client.pub")
+STATE="$WORK/latch-data"
+
+# --- target sshd ------------------------------------------------------------------------------
+mkdir -p /run/sshd
+for _ in $(seq 20); do
+    port=$((20000 + RANDOM % 40000))
+    cat >"$WORK/sshd_config" <<EOF
+Port $port
+ListenAddress 127.0.0.1
+HostKey $WORK/target_host_key
+TrustedUserCAKeys $STATE/user_ca_key.pub
+AuthorizedKeysFile none
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+PidFile $WORK/sshd.pid
+LogLevel ERROR
+Subsystem sftp internal-sftp
+PermitRootLogin yes
+PrintMotd no
+MaxStartups 1000
+EOF
+    setsid "$SSHD" -D -e -f "$WORK/sshd_config" >"$WORK/sshd.log" 2>&1 &
+    SSHD_PID=$!
+    for _ in $(seq 100); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then TARGET_PORT=$port; break; fi
+        kill -0 "$SSHD_PID" 2>/dev/null || break
+        sleep 0.05
+    done
+    [[ -n $TARGET_PORT ]] && break
+    kill "$SSHD_PID" 2>/dev/null && wait "$SSHD_PID" 2>/dev/null || true
+    SSHD_PID=
+done
+[[ -n $TARGET_PORT ]] || { echo "sshd did not start:" >&2; cat "$WORK/sshd.log" >&2; exit 1; }
+
+# --- latch serve -------------------------------------------------------------------------------
+cat >"$WORK/bastion.toml" <<EOF
+[server]
+state_dir = "./latch-data"
+
+[[users]]
+name = "bench"
+keys = ["$CLIENT_KEY"]
+roles = ["bench"]
+
+[[roles]]
+name = "bench"
+logins = ["root"]
+hosts = ["tgt"]
+
+[[hosts]]
+name = "tgt"
+address = "127.0.0.1:$TARGET_PORT"
+host_keys = ["$HOST_KEY"]
+
+[recordings]
+enabled = $REC_ENABLED
+EOF
+"$LATCH" config check --config "$WORK/bastion.toml" >/dev/null
+"$LATCH" serve --config "$WORK/bastion.toml" --listen 127.0.0.1:0 \
+    >"$WORK/latch.out" 2>"$WORK/latch.err" &
+LATCH_PID=$!
+LATCH_PORT=
+for _ in $(seq 200); do
+    if line=$(grep -m1 '^latch listening on ' "$WORK/latch.out" 2>/dev/null); then
+        LATCH_PORT=${line##*:}
+        break
+    fi
+    kill -0 "$LATCH_PID" 2>/dev/null || break
+    sleep 0.05
+done
+[[ -n $LATCH_PORT ]] || { echo "latch serve did not start:" >&2; cat "$WORK/latch.out" "$WORK/latch.err" >&2; exit 1; }
+
+SSH=(ssh -F /dev/null -o IdentitiesOnly=yes -o IdentityAgent=none -o BatchMode=yes
+     -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR
+     -i "$WORK/client" -p "$LATCH_PORT")
+bastion() { "${SSH[@]}" bench@127.0.0.1 "$@"; }
+# sshd runs each command through root's login shell, which reads ~/.bashrc. Where that does
+# real work (on the machine these figures come from, `pyenv init` runs `pyenv rehash`, which
+# is serialised on a lock file and retried every 0.1 s), N logins at once keep both CPUs busy
+# long after the sessions are up. So the measurement waits until every session is down to
+# its `sleep 600` and nothing else of ours runs on the target.
+commands_settled() {
+    local pid comm sleeping=0 others=0
+    for pid in $(target_leftovers); do
+        read -r comm <"/proc/$pid/comm" 2>/dev/null || continue
+        if [[ $comm == sleep ]]; then sleeping=$((sleeping + 1)); else others=$((others + 1)); fi
+    done
+    ((sleeping >= N_SESSIONS && others == 0))
+}
+wait_commands_settled() {
+    local start=$SECONDS
+    for _ in $(seq 600); do
+        if commands_settled; then
+            echo "== every session runs its sleep 600 and nothing else ($((SECONDS - start)) s after the sessions were up)"
+            return 0
+        fi
+        sleep 0.5
+    done
+    echo "the target's commands did not settle within 300 s" >&2
+    exit 1
+}
+connected() { grep -c '"type":"session_connected"' "$STATE/events.jsonl" || true; }
+ended() { grep -c '"type":"session_ended"' "$STATE/events.jsonl" || true; }
+live_sessions() { bastion sessions --json | grep -o '"id": *"s[0-9]*"' | wc -l; }
+
+# kB of field F (VmRSS, RssAnon, RssFile, Threads) of a process.
+status_of() { awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"; }
+pss_of() { awk '/^Pss:/ { print $2 }' "/proc/$1/smaps_rollup" 2>/dev/null || echo 0; }
+# "rss_kB pss_kB count" summed over a list of pids.
+sum_mem() {
+    local pid rss=0 pss=0 n=0 r
+    for pid in "$@"; do
+        r=$(status_of "$pid" VmRSS 2>/dev/null) || continue
+        [[ -n $r ]] || continue
+        rss=$((rss + r)) pss=$((pss + $(pss_of "$pid"))) n=$((n + 1))
+    done
+    echo "$rss $pss $n"
+}
+broker_line() {
+    printf '%-34s %10s %10s %10s %10s %8s %7s\n' "$1" "$(status_of "$LATCH_PID" VmRSS)" \
+        "$(status_of "$LATCH_PID" RssAnon)" "$(status_of "$LATCH_PID" RssFile)" \
+        "$(pss_of "$LATCH_PID")" "$(status_of "$LATCH_PID" Threads)" "$(ls "/proc/$LATCH_PID/fd" | wc -l)"
+}
+
+echo "== $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores," \
+     "$(mem_available_mib) MiB available, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+
+REPORT=()
+sleep 1
+FRESH_RSS=$(status_of "$LATCH_PID" VmRSS)
+REPORT+=("$(broker_line "fresh, no session yet")")
+# One session opened and closed, so what every session shares (code paths faulted in, the
+# runtime's worker threads, the first recording) is in the baseline.
+"${SSH[@]}" root@tgt@127.0.0.1 true
+for _ in $(seq 100); do (($(ended) >= 1)) && break; sleep 0.05; done
+sleep 1
+BASE_RSS=$(status_of "$LATCH_PID" VmRSS)
+BASE_ANON=$(status_of "$LATCH_PID" RssAnon)
+REPORT+=("$(broker_line "0 sessions (after one closed)")")
+
+echo "== opening $N_SESSIONS idle sessions in batches of $BATCH (recording $RECORDING)"
+started=0
+base_connected=$(connected)
+while ((started < N_SESSIONS)); do
+    n=$((N_SESSIONS - started < BATCH ? N_SESSIONS - started : BATCH))
+    for _ in $(seq "$n"); do
+        started=$((started + 1))
+        "${SSH[@]}" root@tgt@127.0.0.1 'sleep 600' </dev/null >/dev/null 2>"$WORK/clients/$started.err" &
+        CLIENTS+=($!)
+    done
+    for _ in $(seq 600); do
+        (($(connected) - base_connected >= started)) && break
+        sleep 0.1
+    done
+    if (($(connected) - base_connected < started)); then
+        echo "only $(($(connected) - base_connected)) of $started sessions connected after 60 s" >&2
+        tail -n 5 "$WORK/latch.err" >&2
+        exit 1
+    fi
+    if (($(mem_available_mib) < 1024)); then
+        echo "less than 1 GiB of memory left after $started sessions; stopping" >&2
+        exit 1
+    fi
+done
+LIVE=$(live_sessions)
+echo "== sessions --json lists $LIVE live sessions"
+((LIVE == N_SESSIONS)) || { echo "expected $N_SESSIONS" >&2; exit 1; }
+wait_commands_settled
+sleep 3
+LOADED_RSS=$(status_of "$LATCH_PID" VmRSS)
+LOADED_ANON=$(status_of "$LATCH_PID" RssAnon)
+REPORT+=("$(broker_line "$N_SESSIONS idle sessions")")
+read -r C_RSS C_PSS C_N < <(sum_mem "${CLIENTS[@]}")
+mapfile -t SSHD_PROCS < <(ps -o pid= --sid "$SSHD_PID" | grep -vx " *$SSHD_PID")
+read -r S_RSS S_PSS S_N < <(sum_mem "${SSHD_PROCS[@]}")
+mapfile -t COMMANDS < <(target_leftovers)
+read -r T_RSS T_PSS T_N < <(sum_mem "${COMMANDS[@]}")
+REC_FILES=$(find "$STATE/recordings" -type f | wc -l)
+
+stop_clients
+for _ in $(seq 600); do (($(ended) >= N_SESSIONS + 1)) && break; sleep 0.1; done
+sleep 3
+REPORT+=("$(broker_line "after all $N_SESSIONS closed")")
+AFTER_RSS=$(status_of "$LATCH_PID" VmRSS)
+
+# --- report ------------------------------------------------------------------------------------
+echo
+echo "Broker memory (kB; Pss from smaps_rollup; fds = open file descriptors)"
+printf '%-34s %10s %10s %10s %10s %8s %7s\n' state VmRSS RssAnon RssFile Pss threads fds
+printf '%s\n' "${REPORT[@]}"
+awk -v b="$BASE_RSS" -v l="$LOADED_RSS" -v ba="$BASE_ANON" -v la="$LOADED_ANON" -v n="$N_SESSIONS" \
+    -v f="$FRESH_RSS" -v a="$AFTER_RSS" 'BEGIN {
+    per = (l - b) / n
+    printf "per idle session: VmRSS %.1f KiB, RssAnon %.1f KiB (target <= 256 KiB: %s)\n",
+        per, (la - ba) / n, per <= 256 ? "met" : "MISSED"
+    printf "against the fresh broker: %.1f KiB per session; after all closed VmRSS is %+d kB from the 0-session baseline\n",
+        (l - f) / n, a - b
+}'
+echo
+echo "For context, with $N_SESSIONS idle sessions (kB):"
+printf '%-40s %6s %12s %12s %12s\n' processes n 'VmRSS sum' 'Pss sum' 'Pss/session'
+ctx() { awk -v name="$1" -v n="$2" -v r="$3" -v p="$4" -v s="$N_SESSIONS" \
+    'BEGIN { printf "%-40s %6d %12d %12d %12.0f\n", name, n, r, p, p / s }'; }
+ctx "ssh clients" "$C_N" "$C_RSS" "$C_PSS"
+ctx "target sshd (connection processes)" "$S_N" "$S_RSS" "$S_PSS"
+ctx "target commands (sleep)" "$T_N" "$T_RSS" "$T_PSS"
+awk -v l="$LOADED_RSS" -v b="$BASE_RSS" 'BEGIN { printf "%-40s %6d %12d\n", "broker delta", 1, l - b }'
+echo "recording files open or written: $REC_FILES"
+echo "broker stderr WARN/ERROR lines:"
+grep -E ' (ERROR|WARN) ' "$WORK/latch.err" | sed 's/^[^ ]* *//' | sort | uniq -c | head -10 || true
