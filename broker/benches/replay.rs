@@ -24,7 +24,6 @@
 //! applies), which a busy machine inflates much less than the wall time.
 //!
 //! The log stays in the page cache (it was just written): this measures CPU, not the disk.
-//! `LATCH_BENCH_COLD=1` adds one open after dropping the page cache (needs root).
 //! `LATCH_BENCH_KEEP=1` keeps the state directory, to profile one open:
 //! `LATCH_BENCH_REPLAY_CHILD=DIR/latch-data perf record -g target/release/deps/replay-HASH`.
 //!
@@ -101,20 +100,6 @@ fn main() {
         text: world.toml.clone(),
         state_dir: state_dir.clone(),
     };
-
-    if std::env::var_os("LATCH_BENCH_COLD").is_some() {
-        match drop_page_cache() {
-            Ok(()) => {
-                let child = open_in_child(&state_dir);
-                println!(
-                    "cold page cache: Broker::open in a new process replayed {} events in {}",
-                    child.events,
-                    show(child.elapsed)
-                );
-            }
-            Err(e) => println!("cold page cache: skipped, cannot drop the page cache: {e}"),
-        }
-    }
 
     let mut read = Vec::new();
     let mut verify = Vec::new();
@@ -498,12 +483,4 @@ fn apply_only(events: &[Logged]) -> Duration {
     let elapsed = start.elapsed();
     drop(black_box(state));
     elapsed
-}
-
-fn drop_page_cache() -> std::io::Result<()> {
-    let status = std::process::Command::new("sync").status()?;
-    if !status.success() {
-        return Err(std::io::Error::other("sync failed"));
-    }
-    std::fs::write("/proc/sys/vm/drop_caches", "1")
 }
