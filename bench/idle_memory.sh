@@ -60,7 +60,7 @@ cleanup() {
     # rehash's, for one), and killing it would leave the lock behind for every later login.
     local pid comm
     for pid in $(target_leftovers); do
-        read -r comm <"/proc/$pid/comm" 2>/dev/null && [[ $comm == sleep ]] && kill "$pid" 2>/dev/null
+        read -r comm 2>/dev/null <"/proc/$pid/comm" && [[ $comm == sleep ]] && kill "$pid" 2>/dev/null
     done
     rm -rf "$WORK"
 }
@@ -162,7 +162,7 @@ bastion() { "${SSH[@]}" bench@127.0.0.1 "$@"; }
 commands_settled() {
     local pid comm sleeping=0 others=0
     for pid in $(target_leftovers); do
-        read -r comm <"/proc/$pid/comm" 2>/dev/null || continue
+        read -r comm 2>/dev/null <"/proc/$pid/comm" || continue
         if [[ $comm == sleep ]]; then sleeping=$((sleeping + 1)); else others=$((others + 1)); fi
     done
     ((sleeping >= N_SESSIONS && others == 0))
@@ -181,6 +181,7 @@ wait_commands_settled() {
 }
 connected() { grep -c '"type":"session_connected"' "$STATE/events.jsonl" || true; }
 ended() { grep -c '"type":"session_ended"' "$STATE/events.jsonl" || true; }
+sealed() { grep -c '"type":"recording_sealed"' "$STATE/events.jsonl" || true; }
 live_sessions() { bastion sessions --json | grep -o '"id": *"s[0-9]*"' | wc -l; }
 
 # kB of field F (VmRSS, RssAnon, RssFile, Threads) of a process.
@@ -251,16 +252,32 @@ LOADED_RSS=$(status_of "$LATCH_PID" VmRSS)
 LOADED_ANON=$(status_of "$LATCH_PID" RssAnon)
 REPORT+=("$(broker_line "$N_SESSIONS idle sessions")")
 read -r C_RSS C_PSS C_N < <(sum_mem "${CLIENTS[@]}")
-mapfile -t SSHD_PROCS < <(ps -o pid= --sid "$SSHD_PID" | grep -vx " *$SSHD_PID")
+# The listener's descendants named sshd (each connection gets its own session, so not --sid).
+mapfile -t SSHD_PROCS < <(ps -e -o pid=,ppid=,comm= | awk -v root="$SSHD_PID" '
+    { parent[$1] = $2; comm[$1] = $3 }
+    END { for (p in parent) { q = p; while (q in parent && q != root) q = parent[q]
+          if (q == root && p != root && comm[p] == "sshd") print p } }')
 read -r S_RSS S_PSS S_N < <(sum_mem "${SSHD_PROCS[@]}")
 mapfile -t COMMANDS < <(target_leftovers)
 read -r T_RSS T_PSS T_N < <(sum_mem "${COMMANDS[@]}")
 REC_FILES=$(find "$STATE/recordings" -type f | wc -l)
 
+CLOSE_START=$SECONDS
 stop_clients
 for _ in $(seq 600); do (($(ended) >= N_SESSIONS + 1)) && break; sleep 0.1; done
-sleep 3
-REPORT+=("$(broker_line "after all $N_SESSIONS closed")")
+REPORT+=("$(broker_line "all $N_SESSIONS ended (session_ended)")")
+if [[ $RECORDING == on ]]; then
+    for _ in $(seq 300); do (($(sealed) >= N_SESSIONS + 1)) && break; sleep 0.1; done
+fi
+SETTLED_IN=$((SECONDS - CLOSE_START))
+REPORT+=("$(broker_line "... and up to 30 s for the seals")")
+# tokio ends idle blocking-pool threads after 10 s. With no session left, the broker should
+# be idle: its CPU over these seconds says whether it is.
+IDLE_T0=$(awk '{ print $14 + $15 }' "/proc/$LATCH_PID/stat") IDLE_S0=$SECONDS
+sleep 12
+IDLE_CPU=$(awk -v t0="$IDLE_T0" -v s=$((SECONDS - IDLE_S0)) -v hz="$(getconf CLK_TCK)" \
+    '{ printf "%.2f", ($14 + $15 - t0) / hz / s }' "/proc/$LATCH_PID/stat")
+REPORT+=("$(broker_line "... and 12 s later")")
 AFTER_RSS=$(status_of "$LATCH_PID" VmRSS)
 
 # --- report ------------------------------------------------------------------------------------
@@ -273,7 +290,7 @@ awk -v b="$BASE_RSS" -v l="$LOADED_RSS" -v ba="$BASE_ANON" -v la="$LOADED_ANON" 
     per = (l - b) / n
     printf "per idle session: VmRSS %.1f KiB, RssAnon %.1f KiB (target <= 256 KiB: %s)\n",
         per, (la - ba) / n, per <= 256 ? "met" : "MISSED"
-    printf "against the fresh broker: %.1f KiB per session; after all closed VmRSS is %+d kB from the 0-session baseline\n",
+    printf "against the fresh broker: %.1f KiB per session; once all closed and settled, VmRSS is %+d kB from the 0-session baseline\n",
         (l - f) / n, a - b
 }'
 echo
@@ -285,6 +302,8 @@ ctx "ssh clients" "$C_N" "$C_RSS" "$C_PSS"
 ctx "target sshd (connection processes)" "$S_N" "$S_RSS" "$S_PSS"
 ctx "target commands (sleep)" "$T_N" "$T_RSS" "$T_PSS"
 awk -v l="$LOADED_RSS" -v b="$BASE_RSS" 'BEGIN { printf "%-40s %6d %12d\n", "broker delta", 1, l - b }'
-echo "recording files open or written: $REC_FILES"
+echo "recording files open or written: $REC_FILES; after the clients disconnected: every session_ended logged," \
+     "$(sealed) of $((N_SESSIONS + 1)) recordings sealed after $SETTLED_IN s"
+echo "broker CPU with no session left (the 12 s above): $IDLE_CPU CPUs (an idle broker uses ~0)"
 echo "broker stderr WARN/ERROR lines:"
 grep -E ' (ERROR|WARN) ' "$WORK/latch.err" | sed 's/^[^ ]* *//' | sort | uniq -c | head -10 || true

@@ -48,7 +48,7 @@ cleanup() {
     # rehash's, for one), and killing it would leave the lock behind for every later login.
     local pid comm
     for pid in $(target_leftovers); do
-        read -r comm <"/proc/$pid/comm" 2>/dev/null && [[ $comm == sleep ]] && kill "$pid" 2>/dev/null
+        read -r comm 2>/dev/null <"/proc/$pid/comm" && [[ $comm == sleep ]] && kill "$pid" 2>/dev/null
     done
     rm -rf "$WORK"
 }
@@ -247,7 +247,7 @@ INTERACTIVE_OUT=$(sed 's/.*"bytes_out":\([0-9]*\).*/\1/' <<<"$INTERACTIVE_EVENT"
 INTERACTIVE_CAST="$WORK/on/latch-data/recordings/$INTERACTIVE_SID-c0.cast"
 INTERACTIVE_MANIFEST="$WORK/on/latch-data/recordings/$INTERACTIVE_SID-c0.manifest.json"
 for _ in $(seq 100); do [[ -e $INTERACTIVE_MANIFEST.sig ]] && break; sleep 0.05; done
-grep -q 'history' "$WORK/interactive.out" || { echo "the interactive session did not run:" >&2; tail -c 500 "$WORK/interactive.out" >&2; exit 1; }
+grep -q 'PRETTY_NAME' "$WORK/interactive.out" || { echo "the interactive session did not run:" >&2; tail -c 500 "$WORK/interactive.out" >&2; exit 1; }
 
 VERIFY=$("$LATCH" recordings verify --config "$WORK/on/bastion.toml" 2>&1 | tail -1 || true)
 

@@ -56,7 +56,7 @@ cleanup() {
     # rehash's, for one), and killing it would leave the lock behind for every later login.
     local pid comm
     for pid in $(target_leftovers); do
-        read -r comm <"/proc/$pid/comm" 2>/dev/null && [[ $comm == sleep ]] && kill "$pid" 2>/dev/null
+        read -r comm 2>/dev/null <"/proc/$pid/comm" && [[ $comm == sleep ]] && kill "$pid" 2>/dev/null
     done
     rm -rf "$WORK"
 }
@@ -172,7 +172,7 @@ echo "== grant $GRANT; starting $N_SESSIONS sessions in batches of $BATCH (recor
 commands_settled() {
     local pid comm sleeping=0 others=0
     for pid in $(target_leftovers); do
-        read -r comm <"/proc/$pid/comm" 2>/dev/null || continue
+        read -r comm 2>/dev/null <"/proc/$pid/comm" || continue
         if [[ $comm == sleep ]]; then sleeping=$((sleeping + 1)); else others=$((others + 1)); fi
     done
     ((sleeping >= N_SESSIONS && others == 0))
