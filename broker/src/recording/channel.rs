@@ -179,12 +179,14 @@ impl ChannelRecording {
                 }
             }
             Request::Shell if accepted == Some(true) => self.open_cast(at, None),
-            Request::Exec { command } if accepted == Some(true)
+            Request::Exec { command }
+                if accepted == Some(true)
                 // File transfers are byte streams of a protocol, not something to replay on
                 // a terminal: metadata only.
-                && file_transfer_tool(command).is_none() => {
-                    self.open_cast(at, Some(command.clone()));
-                }
+                && file_transfer_tool(command).is_none() =>
+            {
+                self.open_cast(at, Some(command.clone()));
+            }
             Request::Subsystem { name } if accepted == Some(true) && name == "sftp" => {
                 self.sftp = Some(SftpObserver::new());
             }
