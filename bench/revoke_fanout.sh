@@ -8,7 +8,12 @@
 # session_ended events in STATE_DIR/events.jsonl (decision to both sockets closed).
 # Recording is on (the default), as in production: each cut also seals a recording.
 #
-# Usage: [N_SESSIONS=200] [RECORDING=on|off] bench/revoke_fanout.sh
+# With PIN_BROKER=1 the broker runs alone on the last CPU and everything else (clients,
+# target sshd, this script) on the others, so the broker's own cut latency can be told apart
+# from the CPU the clients and sshd processes need to tear 200 sessions down (on 2 CPUs the
+# broker then has one core and one tokio worker).
+#
+# Usage: [N_SESSIONS=200] [RECORDING=on|off] [PIN_BROKER=1] bench/revoke_fanout.sh
 # Needs: cargo, ssh, ssh-keygen, /usr/sbin/sshd; run as root (the target login is root).
 # Everything lives in a temporary directory removed on exit, with every process it started
 # (the clients, the broker, the target sshd, and the `sleep 600` commands the cut sessions
@@ -28,6 +33,14 @@ done
 [[ -n ${EPOCHREALTIME:-} ]] || { echo "needs bash 5 (EPOCHREALTIME)" >&2; exit 1; }
 case $RECORDING in on) REC_ENABLED=true ;; off) REC_ENABLED=false ;;
     *) echo "RECORDING must be on or off" >&2; exit 2 ;; esac
+CPUS=$(nproc)
+BROKER_CPU=()
+if [[ ${PIN_BROKER:-} == 1 ]]; then
+    ((CPUS >= 2)) || { echo "PIN_BROKER=1 needs at least 2 CPUs" >&2; exit 2; }
+    command -v taskset >/dev/null || { echo "missing: taskset" >&2; exit 1; }
+    taskset -p -c "0-$((CPUS - 2))" $$ >/dev/null   # inherited by everything started below
+    BROKER_CPU=(taskset -c "$((CPUS - 1))")
+fi
 # Each client, its wrapper, and the broker's two sockets per session.
 ulimit -n "$(ulimit -Hn)"
 
@@ -137,7 +150,7 @@ host_keys = ["$HOST_KEY"]
 enabled = $REC_ENABLED
 EOF
 "$LATCH" config check --config "$WORK/bastion.toml" >/dev/null
-"$LATCH" serve --config "$WORK/bastion.toml" --listen 127.0.0.1:0 \
+"${BROKER_CPU[@]}" "$LATCH" serve --config "$WORK/bastion.toml" --listen 127.0.0.1:0 \
     >"$WORK/latch.out" 2>"$WORK/latch.err" &
 LATCH_PID=$!
 LATCH_PORT=
@@ -162,7 +175,8 @@ GRANT=$(bastion request --role fanout --hosts tgt --duration 4h --reason bench -
 
 echo "== $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores," \
      "load average $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "== grant $GRANT; starting $N_SESSIONS sessions in batches of $BATCH (recording $RECORDING)"
+echo "== grant $GRANT; starting $N_SESSIONS sessions in batches of $BATCH (recording $RECORDING)$(
+    [[ ${PIN_BROKER:-} == 1 ]] && echo "; broker alone on CPU $((CPUS - 1)), everything else on CPUs 0-$((CPUS - 2))")"
 
 # sshd runs each command through root's login shell, which reads ~/.bashrc. Where that does
 # real work (on the machine these figures come from, `pyenv init` runs `pyenv rehash`, which
@@ -284,7 +298,7 @@ REVOKED_AT=$(grep -m1 '"type":"revoked"' "$STATE/events.jsonl" | sed 's/.*"time"
 REVOKED_MS=$(($(epoch_ms "$REVOKED_AT") - T0 / 1000))
 
 echo
-echo "Revoke of one grant covering $N_SESSIONS live sessions (recording $RECORDING)"
+echo "Revoke of one grant covering $N_SESSIONS live sessions (recording $RECORDING$([[ ${PIN_BROKER:-} == 1 ]] && echo ", broker pinned"))"
 echo "revoke command: $(awk -v d=$((T1 - T0)) 'BEGIN { printf "%.1f", d / 1000 }') ms" \
      "(its output: $(head -1 "$WORK/revoke.out"));" \
      "revoked event logged (durable) $REVOKED_MS ms after the command started (log times are ms)"
@@ -301,7 +315,7 @@ printf '%-52s %5s %9s %9s %9s\n' "cut_ms (session_ended events)" "$n" "$p50" "$p
 verdict() { awk -v v="$1" 'BEGIN { print (v != "-" && v < 100) ? "met" : "MISSED" }'; }
 echo "target p99 < 100 ms: client exits $(verdict "$CLIENT_P99"), cut_ms $(verdict "$CUT_P99")"
 awk -v w=$((T2 - T0)) -v b=$((B1 - B0)) -v busy=$((BUSY1 - BUSY0)) -v all=$((ALL1 - ALL0)) \
-    -v hz="$(getconf CLK_TCK)" -v c="$(nproc)" -v f="$FSYNC_MS" 'BEGIN {
+    -v hz="$(getconf CLK_TCK)" -v c="$CPUS" -v f="$FSYNC_MS" 'BEGIN {
     printf "from the revoke to the last client exit (%.2f s): the broker used %.2f s of CPU, the machine %.0f%% of its %d CPUs (clients, target sshd, broker); a 512-byte O_DSYNC write took %s ms before the revoke\n",
         w / 1e6, b / hz, (all > 0) ? 100 * busy / all : 0, c, f }'
 echo "clients exited: $EXITED of $N_SESSIONS; exit statuses: $(cut -d' ' -f3 "$WORK/exits" | sort | uniq -c | tr -s ' ' | tr '\n' ';')"

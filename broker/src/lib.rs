@@ -36,3 +36,4 @@ pub mod server;
 pub mod sessions;
 pub mod template;
 pub mod timers;
+pub mod transport;

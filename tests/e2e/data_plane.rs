@@ -405,6 +405,26 @@ fn exec_exit_status_stdout_and_stderr_pass_through_unchanged() {
 }
 
 #[test]
+fn every_cipher_a_stock_client_may_be_pinned_to_is_accepted() {
+    // russh's defaults leave out aes128-gcm; a client with `Ciphers aes128-gcm@openssh.com`
+    // (a common hardening line) must still get through.
+    let w = world();
+    w.grant("quick", "1h");
+    for cipher in [
+        "aes128-gcm@openssh.com",
+        "aes256-gcm@openssh.com",
+        "chacha20-poly1305@openssh.com",
+        "aes128-ctr",
+    ] {
+        let out = w
+            .latch
+            .to_with(&w.alice, &format!("root@{DB}"), &["-c", cipher], "echo ok");
+        out.expect_status(0);
+        assert_eq!(out.stdout, "ok\n", "with {cipher}: {out}");
+    }
+}
+
+#[test]
 fn a_pty_shell_reports_a_terminal_size_and_its_exit_status() {
     let w = world();
     w.grant("quick", "1h");

@@ -237,6 +237,7 @@ pub fn client_config() -> client::Config {
         // but live shell must not be dropped by the broker.
         inactivity_timeout: None,
         keepalive_interval: Some(Duration::from_secs(60)),
+        preferred: crate::transport::preferred(),
         ..Default::default()
     }
 }

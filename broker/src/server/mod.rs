@@ -35,6 +35,7 @@ pub fn config(host_key: PrivateKey) -> Config {
         keepalive_interval: Some(Duration::from_secs(30)),
         keepalive_max: 4,
         max_auth_attempts: 8,
+        preferred: crate::transport::preferred(),
         ..Default::default()
     }
 }
