@@ -918,6 +918,62 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or_else(|| panic!("no VmRSS in {status}"))
 }
 
+/// utime + stime of a process, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc/PID/stat");
+    // The command name may hold spaces; the fields after it are space-separated.
+    let after = stat
+        .rsplit_once(')')
+        .map_or(stat.as_str(), |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    fields[11].parse::<u64>().unwrap_or(0) + fields[12].parse::<u64>().unwrap_or(0)
+}
+
+#[test]
+fn a_client_that_vanishes_mid_command_ends_its_session_and_the_broker_goes_idle() {
+    // A laptop lid closes, a VPN drops: the client is gone while the target's command runs
+    // on. The broker must close the target side, log the end, seal the recording and
+    // return to idle.
+    let w = world();
+    w.grant("quick", "1h");
+    let (client, id) = w.running(&w.alice, &format!("root@{DB}"), "echo started; sleep 600");
+    // SIGTERM, as a shell's `kill` or a logout sends: ssh exits without closing the channel.
+    let pid = client.id().to_string();
+    run(
+        {
+            let mut kill = Command::new("kill");
+            kill.arg(&pid);
+            kill
+        },
+        Duration::from_secs(5),
+    )
+    .ok();
+    drop(client);
+    let end = w.ended(&id);
+    assert_eq!(end["cause"], "closed", "{end}");
+    eventually(Duration::from_secs(10), "the recording's seal", || {
+        w.events("recording_sealed")
+            .into_iter()
+            .find(|r| r["event"]["data"]["session"] == id.as_str())
+            .ok_or_else(|| "none yet".to_string())
+    });
+    let pid = w.latch.pid().expect("broker running");
+    let before = cpu_ticks(pid);
+    std::thread::sleep(Duration::from_secs(2));
+    let used = cpu_ticks(pid) - before;
+    // An idle broker uses nothing measurable; 20 ticks is a fifth of one CPU.
+    assert!(
+        used < 20,
+        "the broker used {used} CPU ticks in 2 s with no session left"
+    );
+    assert!(
+        w.sessions(&w.admin).is_empty(),
+        "{:?}",
+        w.sessions(&w.admin)
+    );
+}
+
 #[test]
 fn a_client_that_stops_reading_cannot_grow_broker_memory() {
     let w = world();

@@ -300,15 +300,24 @@ pub async fn write_client(
             }
         }
     };
+    // The notice senders go away with the session's supervisor, which can end before this
+    // task (a client that vanishes while the target's command runs on). A closed receiver is
+    // ready at once, forever: keep polling it and this loop spins, never reaching the pipe.
+    let mut notices_open = true;
     loop {
         let item = tokio::select! {
             biased;
             _ = stop.cancelled() => break,
-            n = notices.recv() => {
-                if let Ok(text) = n {
-                    rec.send(RecEvent::Marker { at: now(), label: text.clone() }).await;
-                    let (ext, b) = latch_line(console(), &text);
-                    let _ = write(ext, b).await;
+            n = notices.recv(), if notices_open => {
+                match n {
+                    Ok(text) => {
+                        rec.send(RecEvent::Marker { at: now(), label: text.clone() }).await;
+                        let (ext, b) = latch_line(console(), &text);
+                        let _ = write(ext, b).await;
+                    }
+                    // Notices are best effort; the deadline itself is enforced elsewhere.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => notices_open = false,
                 }
                 continue;
             }
