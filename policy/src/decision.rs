@@ -5,8 +5,8 @@
 //! print the exact `ssh ... request ...` line.
 
 use crate::config::{Role, Settings, User};
-use crate::grant::{Grant, GrantId, GrantStatus};
-use crate::state::{fmt_time, State};
+use crate::grant::{GrantId, GrantStatus};
+use crate::state::{fmt_time, OpenGrant, State};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -56,8 +56,10 @@ impl State {
     /// and login with the latest expiry (the host must match the grant's pattern, its
     /// narrowing pattern and one of the role's patterns; the login must be the role's).
     ///
-    /// This runs on every connection, so the allow path looks only at the user's own open
-    /// grants (an index, not the whole projection) and allocates only the answer.
+    /// This runs on every connection, so it looks only at the user's own open grants (an
+    /// index, not the whole projection, one contiguous slice), walks them once for both the
+    /// allow and a deny's explanation, and matches no pattern that a comparison can rule
+    /// out first.
     pub fn authorize(
         &self,
         settings: &Settings,
@@ -87,24 +89,45 @@ impl State {
                 };
             }
         }
-        // Of several grants, the one that lasts longest, so the session is not cut while
-        // another grant would still have allowed it.
-        // Cheapest checks first: time and login are comparisons, hosts are glob matches.
-        let best = self
-            .open_grants_iter(user)
-            .filter(|grant| grant.is_active(now))
-            .filter_map(|grant| settings.role(&grant.role).map(|role| (grant, role)))
-            .filter(|(_, role)| allows_login(role, login))
-            .filter(|(grant, role)| grant.covers_host(host) && role_covers(role, host))
-            .map(|(grant, _)| grant)
-            .max_by_key(|grant| grant.expires_at);
+        // One walk over the user's open grants serves the allow and, if it comes to that,
+        // the deny's explanation: the active grants that reach the host (whatever their
+        // logins) and the first one that would have allowed this but is not in force yet.
+        // Of several grants that allow it, the one that lasts longest, so the session is not
+        // cut while another grant would still have allowed it.
+        let mut roles = RoleMemo::new(settings);
+        let mut best: Option<&OpenGrant> = None;
+        let mut granted: Vec<&Role> = Vec::new();
+        let mut waiting: Option<&OpenGrant> = None;
+        for grant in self.open_entries(user) {
+            // Comparisons first, then the grant's own patterns (most hosts fail on their
+            // literal prefix), then the role.
+            let active = grant.is_active(now);
+            if grant.extension || !(active || not_yet(grant, now)) || !grant.covers_host(host) {
+                continue;
+            }
+            let Some(role) = roles
+                .get(&grant.role)
+                .filter(|role| role_covers(role, host))
+            else {
+                continue;
+            };
+            let login_ok = allows_login(role, login);
+            if active {
+                granted.push(role);
+                if login_ok && best.is_none_or(|b| b.expires_at <= grant.expires_at) {
+                    best = Some(grant);
+                }
+            } else if login_ok && waiting.is_none() {
+                waiting = Some(grant);
+            }
+        }
         match best {
             Some(grant) => Decision::Allow {
                 by: AllowedBy::Grant(grant.id),
                 role: grant.role.clone(),
                 until: grant.expires_at,
             },
-            None => self.explain_deny(settings, account, login, host, now),
+            None => explain_deny(settings, account, login, host, granted, waiting),
         }
     }
 
@@ -124,6 +147,14 @@ impl State {
             .iter()
             .filter_map(|name| settings.role(name))
             .collect();
+        // The user's grants in force now, once, not once per host.
+        let granted: Vec<(&OpenGrant, &Role)> = self
+            .open_entries(user)
+            .iter()
+            .filter(|grant| grant.is_active(now))
+            .filter_map(|grant| Some((grant, settings.role(&grant.role)?)))
+            .filter(|(_, role)| !role.logins.is_empty())
+            .collect();
         let mut out = Vec::new();
         for host in &settings.hosts {
             let host = host.name.as_str();
@@ -138,10 +169,10 @@ impl State {
                     until: None,
                 });
             }
-            for (grant, role) in self.active_grants(settings, user, host, now) {
-                if role.logins.is_empty() {
-                    continue;
-                }
+            for (grant, role) in granted
+                .iter()
+                .filter(|(grant, role)| grant.covers_host(host) && role_covers(role, host))
+            {
                 out.push(Reachable {
                     host: host.to_string(),
                     logins: role.logins.clone(),
@@ -152,130 +183,129 @@ impl State {
         }
         out
     }
+}
 
-    /// The user's grants that are in force at `now` and reach `host` (grant pattern,
-    /// narrowing pattern and the role's patterns), with their role. A grant whose role was
-    /// removed from the config reaches nothing.
-    fn active_grants<'a>(
-        &'a self,
-        settings: &'a Settings,
-        user: &str,
-        host: &'a str,
-        now: DateTime<Utc>,
-    ) -> impl Iterator<Item = (&'a Grant, &'a Role)> + 'a {
-        self.open_grants_iter(user)
-            .filter(move |grant| grant.is_active(now) && grant.covers_host(host))
-            .filter_map(move |grant| {
-                let role = settings.role(&grant.role)?;
-                role_covers(role, host).then_some((grant, role))
-            })
+/// The deny, worded for what is nearest to working: a login the user's access does not
+/// include, a grant not yet approved or started, or nothing at all; plus the roles the
+/// user could request instead.
+fn explain_deny(
+    settings: &Settings,
+    account: &User,
+    login: &str,
+    host: &str,
+    granted: Vec<&Role>,
+    waiting: Option<&OpenGrant>,
+) -> Decision {
+    let mut allowed: Vec<&str> = account
+        .roles
+        .iter()
+        .filter_map(|name| settings.role(name))
+        .filter(|role| role_covers(role, host))
+        .chain(granted)
+        .flat_map(|role| role.logins.iter().map(String::as_str))
+        .collect();
+    allowed.sort_unstable();
+    allowed.dedup();
+
+    let mut reason = if allowed.is_empty() {
+        let mut reason = format!("no active grant or standing role covers {host}");
+        if let Some(grant) = waiting {
+            reason.push_str("; ");
+            reason.push_str(&waiting_text(grant));
+        }
+        reason
+    } else {
+        format!(
+            "login '{login}' is not allowed on {host} by any of your grants or roles (allowed: {})",
+            allowed.join(", ")
+        )
+    };
+
+    let covering: Vec<&Role> = account
+        .can_request
+        .iter()
+        .filter_map(|name| settings.role(name))
+        .filter(|role| role_covers(role, host))
+        .collect();
+    let with_login: Vec<&Role> = covering
+        .iter()
+        .copied()
+        .filter(|role| allows_login(role, login))
+        .collect();
+    let offer = if with_login.is_empty() && !covering.is_empty() {
+        let roles: Vec<String> = covering
+            .iter()
+            .map(|role| format!("{} ({})", role.name, role.logins.join(", ")))
+            .collect();
+        reason.push_str(&format!(
+            "; the roles you can request for {host} do not allow login '{login}': {}",
+            roles.join("; ")
+        ));
+        covering
+    } else {
+        with_login
+    };
+    let hosts = literal_pattern(host);
+    let could_request = offer
+        .into_iter()
+        .map(|role| Requestable {
+            role: role.name.clone(),
+            hosts: hosts.clone(),
+        })
+        .collect();
+    deny(reason, could_request)
+}
+
+/// A grant that is not in force yet but will be, if all goes well: still pending, or
+/// approved with a later start.
+fn not_yet(grant: &OpenGrant, now: DateTime<Utc>) -> bool {
+    match (grant.status, grant.starts_at) {
+        (GrantStatus::Pending, _) => true,
+        (GrantStatus::Approved, Some(start)) => start > now,
+        _ => false,
+    }
+}
+
+/// What the user is waiting for, for a deny: see [`not_yet`].
+fn waiting_text(grant: &OpenGrant) -> String {
+    match grant.starts_at {
+        Some(start) if grant.status == GrantStatus::Approved => format!(
+            "your grant {} for {} starts at {}",
+            grant.id,
+            grant.role,
+            fmt_time(start)
+        ),
+        _ => format!(
+            "your request {} for {} is still waiting for approval",
+            grant.id, grant.role
+        ),
+    }
+}
+
+/// Role lookups for one decision. A user's open grants are mostly for the same one or two
+/// roles, and comparing a name with the last one is cheaper than hashing it again.
+struct RoleMemo<'a> {
+    settings: &'a Settings,
+    last: Option<(&'a str, Option<&'a Role>)>,
+}
+
+impl<'a> RoleMemo<'a> {
+    fn new(settings: &'a Settings) -> Self {
+        RoleMemo {
+            settings,
+            last: None,
+        }
     }
 
-    /// The deny, worded for what is nearest to working: a login the user's access does not
-    /// include, a grant not yet approved or started, or nothing at all; plus the roles the
-    /// user could request instead.
-    fn explain_deny(
-        &self,
-        settings: &Settings,
-        account: &User,
-        login: &str,
-        host: &str,
-        now: DateTime<Utc>,
-    ) -> Decision {
-        let user = account.name.as_str();
-        let mut allowed: Vec<&str> = account
-            .roles
-            .iter()
-            .filter_map(|name| settings.role(name))
-            .filter(|role| role_covers(role, host))
-            .chain(
-                self.active_grants(settings, user, host, now)
-                    .map(|(_, role)| role),
-            )
-            .flat_map(|role| role.logins.iter().map(String::as_str))
-            .collect();
-        allowed.sort_unstable();
-        allowed.dedup();
-
-        let mut reason = if allowed.is_empty() {
-            let mut reason = format!("no active grant or standing role covers {host}");
-            if let Some(waiting) = self.not_yet(settings, user, login, host, now) {
-                reason.push_str("; ");
-                reason.push_str(&waiting);
+    fn get(&mut self, name: &'a str) -> Option<&'a Role> {
+        match self.last {
+            Some((last, role)) if last == name => role,
+            _ => {
+                let role = self.settings.role(name);
+                self.last = Some((name, role));
+                role
             }
-            reason
-        } else {
-            format!(
-                "login '{login}' is not allowed on {host} by any of your grants or roles (allowed: {})",
-                allowed.join(", ")
-            )
-        };
-
-        let covering: Vec<&Role> = account
-            .can_request
-            .iter()
-            .filter_map(|name| settings.role(name))
-            .filter(|role| role_covers(role, host))
-            .collect();
-        let with_login: Vec<&Role> = covering
-            .iter()
-            .copied()
-            .filter(|role| allows_login(role, login))
-            .collect();
-        let offer = if with_login.is_empty() && !covering.is_empty() {
-            let roles: Vec<String> = covering
-                .iter()
-                .map(|role| format!("{} ({})", role.name, role.logins.join(", ")))
-                .collect();
-            reason.push_str(&format!(
-                "; the roles you can request for {host} do not allow login '{login}': {}",
-                roles.join("; ")
-            ));
-            covering
-        } else {
-            with_login
-        };
-        let hosts = literal_pattern(host);
-        let could_request = offer
-            .into_iter()
-            .map(|role| Requestable {
-                role: role.name.clone(),
-                hosts: hosts.clone(),
-            })
-            .collect();
-        deny(reason, could_request)
-    }
-
-    /// A grant that would allow this but is not in force yet: still pending, or approved
-    /// with a later start.
-    fn not_yet(
-        &self,
-        settings: &Settings,
-        user: &str,
-        login: &str,
-        host: &str,
-        now: DateTime<Utc>,
-    ) -> Option<String> {
-        self.open_grants_iter(user)
-            .filter(|grant| grant.extends.is_none() && grant.covers_host(host))
-            .filter(|grant| {
-                settings
-                    .role(&grant.role)
-                    .is_some_and(|role| role_covers(role, host) && allows_login(role, login))
-            })
-            .find_map(|grant| match (grant.status, grant.starts_at) {
-                (GrantStatus::Pending, _) => Some(format!(
-                    "your request {} for {} is still waiting for approval",
-                    grant.id, grant.role
-                )),
-                (GrantStatus::Approved, Some(start)) if start > now => Some(format!(
-                    "your grant {} for {} starts at {}",
-                    grant.id,
-                    grant.role,
-                    fmt_time(start)
-                )),
-                _ => None,
-            })
+        }
     }
 }
 

@@ -8,14 +8,24 @@
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::sync::Arc;
 
 /// A validated host pattern. Serialized as the pattern text it was parsed from.
+///
+/// Immutable once parsed, so both parts are shared: a grant, its copy in the decision's
+/// per-user index and a request event hold the same pattern, and cloning it costs two
+/// reference counts instead of two allocations.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct HostPattern {
     /// The text as the user wrote it; what we show back and store in events.
-    source: String,
+    source: Arc<str>,
     /// Compiled once at parse so matching never re-parses and cannot fail.
-    tokens: Vec<Token>,
+    tokens: Arc<[Token]>,
+    /// The literal characters the pattern starts with (`prod-db-` of `prod-db-*`), and how
+    /// many tokens they are. Most hosts a grant is checked against fail on this prefix, and
+    /// a byte comparison rules them out before any token is matched.
+    prefix: Arc<str>,
+    prefix_tokens: usize,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -79,16 +89,28 @@ impl HostPattern {
             });
         }
         let tokens = Compiler::new(pattern).compile()?;
+        let prefix: String = tokens
+            .iter()
+            .map_while(|t| match t {
+                Token::Literal(c) => Some(*c),
+                _ => None,
+            })
+            .collect();
+        let prefix_tokens = prefix.chars().count();
         Ok(HostPattern {
-            source: pattern.to_owned(),
-            tokens,
+            source: pattern.into(),
+            tokens: tokens.into(),
+            prefix: prefix.into(),
+            prefix_tokens,
         })
     }
 
     /// Does `host` match the whole pattern? Never fails: the pattern was validated.
     pub fn matches(&self, host: &str) -> bool {
-        let text: Vec<char> = host.chars().collect();
-        match_tokens(&self.tokens, &text)
+        match host.strip_prefix(&*self.prefix) {
+            Some(rest) => match_tokens(&self.tokens[self.prefix_tokens..], rest),
+            None => false,
+        }
     }
 
     /// The pattern as written.
@@ -263,29 +285,36 @@ impl Token {
 /// Glob match with one backtrack point: on a mismatch, let the most recent `*` swallow one
 /// more character and retry. Earlier stars never need revisiting because a later star can
 /// absorb anything they could, so this is O(pattern × text) with no recursion.
-fn match_tokens(tokens: &[Token], text: &[char]) -> bool {
+///
+/// Works on the `&str` in place (byte offsets, decoding one character at a time): it runs
+/// for every open grant on every connection, and must not allocate.
+fn match_tokens(tokens: &[Token], text: &str) -> bool {
+    let next_char = |at: usize| text.get(at..).and_then(|rest| rest.chars().next());
     let (mut t, mut s) = (0, 0);
-    // (token index after the star, text index the star is currently matched up to)
+    // (token index after the star, byte offset the star is currently matched up to)
     let mut backtrack: Option<(usize, usize)> = None;
-    while s < text.len() {
+    while let Some(c) = next_char(s) {
         match tokens.get(t) {
             Some(Token::Star) => {
                 t += 1;
                 backtrack = Some((t, s));
                 continue;
             }
-            Some(tok) if tok.matches_char(text[s]) => {
+            Some(tok) if tok.matches_char(c) => {
                 t += 1;
-                s += 1;
+                s += c.len_utf8();
                 continue;
             }
             _ => {}
         }
         match backtrack {
+            // The star swallows the character at `bs` (there is one: `bs` was a position
+            // the loop read a character at).
             Some((bt, bs)) => {
+                let swallowed = next_char(bs).map_or(1, char::len_utf8);
                 t = bt;
-                s = bs + 1;
-                backtrack = Some((bt, bs + 1));
+                s = bs + swallowed;
+                backtrack = Some((bt, s));
             }
             None => return false,
         }
@@ -403,6 +432,12 @@ mod tests {
         ("[a-cx-z]", "y", true),
         ("[a-cx-z]", "m", false),
         ("[日本]*", "本-01", true),
+        // A star backtracking over multibyte characters (matching walks UTF-8 in place).
+        ("*☺x", "☺☺x", true),
+        ("a*☺", "aé☺", true),
+        ("*é?", "ééé", true),
+        ("*é?", "éé", true),
+        ("*é?", "é", false),
     ];
 
     #[test]

@@ -145,10 +145,7 @@ impl State {
         };
         self.grants.insert(r.id, grant);
         self.deadlines.insert((r.approval_deadline, r.id));
-        self.open_by_user
-            .entry(r.user.clone())
-            .or_default()
-            .push(r.id);
+        self.index_open(r.id);
         self.next_id = self.next_id.max(r.id.0.saturating_add(1));
         Ok(())
     }
@@ -179,6 +176,7 @@ impl State {
                 .history
                 .push(entry(at, &a.by, "approved", Some(detail)));
             self.deadlines.insert((a.expires_at, a.id));
+            self.refresh_open(a.id);
             return Ok(());
         };
 
@@ -205,6 +203,7 @@ impl State {
                     .history
                     .push(entry(at, &a.by, "extended", Some(detail)));
                 self.deadlines.insert((a.expires_at, parent_id));
+                self.refresh_open(parent_id);
                 format!("{parent_id} now runs until {}", fmt_time(a.expires_at))
             }
             // Only a race between brokers sharing a log can get here (the operation checks
@@ -248,17 +247,6 @@ impl State {
         let user = grant.user.clone();
         self.remove_open(&user, id);
         Ok(())
-    }
-
-    fn remove_open(&mut self, user: &str, id: GrantId) {
-        if let Some(ids) = self.open_by_user.get_mut(user) {
-            ids.retain(|&open| open != id);
-            if ids.is_empty() {
-                // Keep the map to users with open grants, so it does not grow with every
-                // user who ever asked.
-                self.open_by_user.remove(user);
-            }
-        }
     }
 }
 

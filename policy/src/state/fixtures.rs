@@ -194,6 +194,11 @@ impl World {
         if let Err(e) = self.state.apply(&event, at, actor) {
             panic!("{event:?} does not apply: {e}");
         }
+        // Every test that applies events also checks the decision's index against the
+        // grants it copies (a full scan, so not in the tests that build 100k grants).
+        if self.state.len() <= 2_000 {
+            self.state.check_open_index();
+        }
         self.log.push((event, at, actor.to_string()));
     }
 

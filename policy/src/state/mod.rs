@@ -10,6 +10,7 @@
 //! - `request`: `request` and `extend`, which create grants, and the duration rules.
 //! - `review`: what others do to a grant (`approve`, `deny`, `revoke`) and `cancel`.
 //! - `locks`: `lock_user` and `unlock_user`.
+//! - `open`: the per-user index of open grants the decision reads.
 //! - this file: the types, and the read-only queries.
 //!
 //! # Extension records
@@ -23,6 +24,7 @@ mod apply;
 #[cfg(test)]
 pub(crate) mod fixtures;
 mod locks;
+mod open;
 mod request;
 mod review;
 #[cfg(test)]
@@ -32,6 +34,7 @@ use crate::config::{Role, Settings, User};
 use crate::event::Event;
 use crate::grant::{Grant, GrantId, GrantStatus, IllegalTransition};
 use chrono::{DateTime, Utc};
+pub(crate) use open::OpenGrant;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// The system actor: auto-approvals, break-glass approvals, expiries.
@@ -121,9 +124,10 @@ pub struct Lock {
 #[derive(Debug, Clone, Default)]
 pub struct State {
     grants: BTreeMap<GrantId, Grant>,
-    /// user -> ids of their grants that are pending or approved (not final), so the
-    /// decision with 100k grants in the projection looks only at the user's own few.
-    open_by_user: HashMap<String, Vec<GrantId>>,
+    /// user -> their grants that are pending or approved (not final), as the decision
+    /// needs them, so the decision with 100k grants in the projection reads only the
+    /// user's own few, in one slice (see `open`).
+    open_by_user: HashMap<String, Vec<open::OpenGrant>>,
     locked: BTreeMap<String, Lock>,
     next_id: u64,
     /// `(when it falls due, id)` for every grant that can still expire: pending requests
@@ -217,10 +221,11 @@ impl State {
             .open_by_user
             .iter()
             .filter(|(user, _)| user.as_str() != actor)
-            .flat_map(|(_, ids)| ids.iter().filter_map(|id| self.grants.get(id)))
-            .filter(|g| {
-                g.status == GrantStatus::Pending && settings.is_approver_for(actor, &g.role)
+            .flat_map(|(_, entries)| entries.iter())
+            .filter(|e| {
+                e.status == GrantStatus::Pending && settings.is_approver_for(actor, &e.role)
             })
+            .filter_map(|e| self.grants.get(&e.id))
             .collect();
         pending.sort_by_key(|g| g.id);
         pending
@@ -237,12 +242,9 @@ impl State {
         &'a self,
         user: &str,
     ) -> impl Iterator<Item = &'a Grant> + 'a {
-        self.open_by_user
-            .get(user)
-            .map(|ids| ids.as_slice())
-            .unwrap_or_default()
+        self.open_entries(user)
             .iter()
-            .filter_map(|id| self.grants.get(id))
+            .filter_map(|e| self.grants.get(&e.id))
     }
 
     /// Approved grants a revoke/expiry/lock affects, for cutting sessions (used by the
