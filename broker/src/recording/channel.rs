@@ -1,6 +1,6 @@
 //! One channel's recorder task: asciicast or metadata, streamed to disk, sealed at the end.
 
-use super::{ChannelSpec, RecEvent, RecordingPaths, RecordingStore};
+use super::{on_disk, ChannelSpec, RecEvent, RecordingPaths, RecordingStore};
 use crate::broker::Broker;
 use crate::sessions::LiveSession;
 use chrono::Utc;
@@ -74,7 +74,7 @@ impl ChannelRecording {
             sftp: None,
             failed: false,
         };
-        rec.write_partial().map_err(|e| {
+        on_disk(|| rec.write_partial()).map_err(|e| {
             format!(
                 "cannot start the recording {}: {e}",
                 rec.paths.partial.display()
@@ -100,7 +100,7 @@ impl ChannelRecording {
                     }
                     self.write_out();
                 }
-                _ = sync.tick() => self.sync(),
+                _ = sync.tick() => on_disk(|| self.sync()),
             }
         }
         self.seal().await;
@@ -141,7 +141,7 @@ impl ChannelRecording {
             } => {
                 self.on_request(at, &request, accepted);
                 self.builder.request(at, request, accepted);
-                self.write_partial_or_fail();
+                on_disk(|| self.write_partial_or_fail());
             }
             RecEvent::Marker { at, label } => {
                 if let Some(c) = self.cast.as_mut() {
@@ -245,7 +245,7 @@ impl ChannelRecording {
                 // The header goes to disk at once: even a session that crashes in its first
                 // second leaves a readable recording.
                 self.write_out();
-                self.sync();
+                on_disk(|| self.sync());
             }
             Err(e) => self.fail(&format!("cannot create {}: {e}", self.paths.cast.display())),
         }
@@ -336,6 +336,10 @@ impl ChannelRecording {
             .cut_reason()
             .map(|c| c.cause.to_string())
             .unwrap_or_else(|| "closed".to_string());
+        // Held until the seal is on disk and in the log (see `seal_gate`). The semaphore is
+        // never closed, so acquiring cannot fail; if it did, sealing anyway is right.
+        let store = Arc::clone(&self.store);
+        let _turn = store.seal_gate.acquire().await;
         let cast_ref = match self.cast.take() {
             Some(mut c) => {
                 let mut tail = std::mem::take(&mut c.buf);
@@ -343,7 +347,7 @@ impl ChannelRecording {
                 if !self.failed && c.file.write_all(tail.as_bytes()).is_ok() {
                     c.hasher.update(tail.as_bytes());
                 }
-                let _ = c.file.sync_all();
+                let _ = on_disk(|| c.file.sync_all());
                 Some(c.hasher.finish(&self.name.cast_file()))
             }
             None => None,
@@ -369,11 +373,14 @@ pub(super) async fn seal_and_record(
     manifest: &recorder::manifest::Manifest,
 ) -> Result<(), String> {
     let sealed = recorder::seal::seal(manifest, store.key()).map_err(|e| e.to_string())?;
-    write_file_atomically(&paths.signature, sealed.signature.as_bytes())
-        .map_err(|e| e.to_string())?;
-    // The manifest last: a manifest on disk means the recording is sealed.
-    write_file_atomically(&paths.manifest, &sealed.manifest).map_err(|e| e.to_string())?;
-    let _ = std::fs::remove_file(&paths.partial);
+    on_disk(|| -> std::io::Result<()> {
+        write_file_atomically(&paths.signature, sealed.signature.as_bytes())?;
+        // The manifest last: a manifest on disk means the recording is sealed.
+        write_file_atomically(&paths.manifest, &sealed.manifest)?;
+        let _ = std::fs::remove_file(&paths.partial);
+        Ok(())
+    })
+    .map_err(|e| e.to_string())?;
     let session = manifest
         .session
         .parse()

@@ -37,12 +37,31 @@ use tokio_util::task::TaskTracker;
 /// Events a recorder may fall behind by before the relay waits for it.
 const QUEUE: usize = 256;
 
+/// Run file work that waits on the disk (an fsync) without stalling the async workers that
+/// relay every other session. On the multi-threaded runtime the worker hands its other tasks
+/// to another thread for the duration (`block_in_place`); a slow disk then slows only the
+/// recordings, and a cut of 200 sessions is not queued behind 600 fsyncs of their seals.
+/// Anywhere else (a current-thread runtime, no runtime) it simply runs.
+pub(crate) fn on_disk<T>(work: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(work)
+        }
+        _ => work(),
+    }
+}
+
 /// Where recordings live, and the key that seals them.
 pub struct RecordingStore {
     dir: PathBuf,
     key: PrivateKey,
     /// Recorder tasks, so shutdown can let them seal.
     tasks: TaskTracker,
+    /// One seal at a time touches the disk. A revoke that cuts 200 sessions ends 200
+    /// recordings at once; sealing them in parallel (three fsyncs and renames each) would
+    /// take a thread per seal and starve the cuts still in flight of CPU. Seals are not
+    /// urgent: the cut is. See BENCHMARKING.md (revoke fan-out).
+    seal_gate: tokio::sync::Semaphore,
 }
 
 /// The files of one recording.
@@ -71,6 +90,7 @@ impl RecordingStore {
             dir,
             key,
             tasks: TaskTracker::new(),
+            seal_gate: tokio::sync::Semaphore::new(1),
         })
     }
 
