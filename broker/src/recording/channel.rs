@@ -100,7 +100,7 @@ impl ChannelRecording {
                     }
                     self.write_out();
                 }
-                _ = sync.tick() => on_disk(|| self.sync()),
+                _ = sync.tick() => self.sync(),
             }
         }
         self.seal().await;
@@ -245,7 +245,7 @@ impl ChannelRecording {
                 // The header goes to disk at once: even a session that crashes in its first
                 // second leaves a readable recording.
                 self.write_out();
-                on_disk(|| self.sync());
+                self.sync();
             }
             Err(e) => self.fail(&format!("cannot create {}: {e}", self.paths.cast.display())),
         }
@@ -280,7 +280,10 @@ impl ChannelRecording {
         }
         if let Some(c) = self.cast.as_mut() {
             if c.dirty {
-                if let Err(e) = c.file.sync_data() {
+                // Only when there is something to sync: `block_in_place` hands this worker's
+                // other tasks to another thread, and doing that every second for every idle
+                // recording kept a thread per session alive (bench/idle_memory.sh).
+                if let Err(e) = on_disk(|| c.file.sync_data()) {
                     let msg = format!("cannot sync {}: {e}", self.paths.cast.display());
                     self.fail(&msg);
                     return;
