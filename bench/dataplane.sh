@@ -26,118 +26,43 @@ SIZE_MIB=${SIZE_MIB:-1024}
 RUNS=${RUNS:-5}
 N_CONNECT=${N_CONNECT:-30}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-SSHD=/usr/sbin/sshd
 BYTES=$((SIZE_MIB * 1024 * 1024))
 CLK_TCK=$(getconf CLK_TCK)
 TIMEFORMAT='%U %S'
 
-for tool in cargo ssh ssh-keygen "$SSHD"; do
-    command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 1; }
-done
-[[ $(id -u) == 0 ]] || { echo "run as root: the target login is root" >&2; exit 1; }
-[[ -n ${EPOCHREALTIME:-} ]] || { echo "needs bash 5 (EPOCHREALTIME)" >&2; exit 1; }
+source "$ROOT/bench/lib.sh"
+bench_preflight
 
-# No "latch" in the broker's process name: other tooling's `pkill latch` must not end it.
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/bench-dataplane.XXXXXX")
 LATCH_PID=
-SSHD_PIDS=()
 cleanup() {
     set +e
     [[ -n $LATCH_PID ]] && kill "$LATCH_PID" 2>/dev/null && wait "$LATCH_PID" 2>/dev/null
-    # Each sshd runs in its own process group (setsid): the group is the listener and the
-    # connection processes it forked.
-    for pid in "${SSHD_PIDS[@]}"; do
-        kill -- "-$pid" 2>/dev/null
-        wait "$pid" 2>/dev/null
-    done
+    bench_stop_target
     rm -rf "$WORK"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-echo "== building latch (release)"
-(cd "$ROOT" && cargo build --release -p latch --quiet)
-LATCH="$WORK/bench-broker"
-cp "$ROOT/target/release/latch" "$LATCH"
+bench_build_latch
 
-cpu_ticks() { awk '/^cpu /{b=$2+$3+$4+$7+$8+$9; print b, b+$5+$6}' /proc/stat; }
 own_ticks() { awk '{print $14+$15+$16+$17}' "/proc/$$/stat"; }
-# Waits (at most QUIET_WAIT seconds, default 120) until the CPUs are nearly idle, three
-# seconds in a row under 25% busy, so a measurement does not start in the middle of someone
-# else's build on a shared machine. Says so when it gives up.
-wait_quiet() {
-    local deadline=$((SECONDS + ${QUIET_WAIT:-120})) calm=0 b0 t0 b1 t1
-    read -r b0 t0 < <(cpu_ticks)
-    while ((SECONDS < deadline)); do
-        sleep 1
-        read -r b1 t1 < <(cpu_ticks)
-        if (((b1 - b0) * 100 < 25 * (t1 - t0))); then calm=$((calm + 1)); else calm=0; fi
-        b0=$b1 t0=$t1
-        ((calm >= 3)) && return 0
-    done
-    echo "   (the CPUs did not quiet down within ${QUIET_WAIT:-120} s; expect noisier figures)"
-}
-read -r BUSY0 TOTAL0 < <(cpu_ticks)
+read -r BUSY0 TOTAL0 < <(bench_cpu_ticks)
 OWN0=$(own_ticks)
 
 # --- keys -----------------------------------------------------------------------------------
-ssh-keygen -q -t ed25519 -N '' -C bench@client -f "$WORK/client"
-ssh-keygen -q -t ed25519 -N '' -C bench@target -f "$WORK/target_host_key"
+bench_keys
 # The direct client: the same kind of key, with a certificate from latch's CA (minted once
 # the broker has created the CA).
 ssh-keygen -q -t ed25519 -N '' -C bench@direct -f "$WORK/direct"
-HOST_KEY=$(cut -d' ' -f1-2 "$WORK/target_host_key.pub")
-CLIENT_KEY=$(cut -d' ' -f1-2 "$WORK/client.pub")
 STATE="$WORK/latch-data"
 
 # --- target sshd ------------------------------------------------------------------------------
-mkdir -p /run/sshd
-# start_sshd NAME MODE LOGLEVEL: a private sshd on a free port; sets SSHD_PORT and SSHD_PID.
-# MODE -D serves connections as usual; -d serves one connection in the foreground with
-# debug output (used once, to read what the broker's client leg negotiated).
-start_sshd() {
-    local name=$1 mode=$2 level=$3 port attempt
-    SSHD_PORT= SSHD_PID=
-    for attempt in $(seq 20); do
-        port=$((20000 + RANDOM % 40000))
-        cat >"$WORK/$name.sshd_config" <<EOF
-Port $port
-ListenAddress 127.0.0.1
-HostKey $WORK/target_host_key
-TrustedUserCAKeys $STATE/user_ca_key.pub
-AuthorizedKeysFile none
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-StrictModes no
-PidFile $WORK/$name.pid
-LogLevel $level
-Subsystem sftp internal-sftp
-PermitRootLogin yes
-PrintMotd no
-MaxStartups 1000
-EOF
-        : >"$WORK/$name.log"
-        setsid "$SSHD" "$mode" -e -f "$WORK/$name.sshd_config" >"$WORK/$name.log" 2>&1 &
-        SSHD_PID=$!
-        for _ in $(seq 100); do
-            if grep -q "Server listening on 127.0.0.1 port $port" "$WORK/$name.log"; then
-                SSHD_PORT=$port
-                SSHD_PIDS+=("$SSHD_PID")
-                return 0
-            fi
-            kill -0 "$SSHD_PID" 2>/dev/null || break
-            sleep 0.05
-        done
-        kill "$SSHD_PID" 2>/dev/null && wait "$SSHD_PID" 2>/dev/null || true
-    done
-    echo "sshd $name did not start:" >&2
-    cat "$WORK/$name.log" >&2
-    exit 1
-}
-start_sshd target -D VERBOSE
+# The target, and a probe: a one-connection sshd in debug mode, used once to read what the
+# broker's client leg negotiates.
+bench_start_sshd target "$STATE/user_ca_key.pub" -D VERBOSE
 TARGET_PORT=$SSHD_PORT TARGET_PID=$SSHD_PID
-start_sshd probe -d DEBUG1
+bench_start_sshd probe "$STATE/user_ca_key.pub" -d DEBUG1
 PROBE_PORT=$SSHD_PORT
 
 # --- latch serve -------------------------------------------------------------------------------
@@ -169,29 +94,12 @@ host_keys = ["$HOST_KEY"]
 [recordings]
 enabled = false
 EOF
-"$LATCH" config check --config "$WORK/bastion.toml" >/dev/null
-"$LATCH" serve --config "$WORK/bastion.toml" --listen 127.0.0.1:0 \
-    >"$WORK/latch.out" 2>"$WORK/latch.err" &
-LATCH_PID=$!
-LATCH_PORT=
-for _ in $(seq 200); do
-    if line=$(grep -m1 '^latch listening on ' "$WORK/latch.out" 2>/dev/null); then
-        LATCH_PORT=${line##*:}
-        break
-    fi
-    kill -0 "$LATCH_PID" 2>/dev/null || break
-    sleep 0.05
-done
-if [[ -z $LATCH_PORT ]]; then
-    echo "latch serve did not start:" >&2
-    cat "$WORK/latch.out" "$WORK/latch.err" >&2
-    exit 1
-fi
+bench_start_latch "$WORK"
+LATCH_PID=$BROKER_PID LATCH_PORT=$BROKER_PORT
 ssh-keygen -q -s "$STATE/user_ca_key" -I bench -n root -V +2h "$WORK/direct.pub"
 
 # --- clients -------------------------------------------------------------------------------------
-BASE=(ssh -F /dev/null -o IdentitiesOnly=yes -o IdentityAgent=none -o BatchMode=yes
-      -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR)
+BASE=("${bench_ssh[@]}")
 # proxied OPTIONS... -- COMMAND / direct OPTIONS... -- COMMAND
 proxied() {
     local -a opts=()
@@ -300,7 +208,7 @@ for c in "${CIPHERS[@]}"; do
 done
 echo "== bulk: $SIZE_MIB MiB each way, $RUNS runs of each case, order rotating per run"
 for run in $(seq "$RUNS"); do
-    wait_quiet
+    bench_wait_quiet
     for dir in down up; do
         n=${#BULK_CASES[@]}
         for j in $(seq 0 $((n - 1))); do
@@ -335,7 +243,7 @@ timed() {
     TIMES[$name]+="$((end - start)) "
 }
 echo "== connect and run: $N_CONNECT of each case after 3 warm-up rounds, interleaved"
-wait_quiet
+bench_wait_quiet
 for _ in 1 2 3; do for c in "${CONNECT_CASES[@]}"; do "run_$c" >/dev/null 2>&1 </dev/null; done; done
 for i in $(seq "$N_CONNECT"); do
     n=${#CONNECT_CASES[@]}
@@ -423,12 +331,9 @@ grep -E ' (ERROR|WARN) ' "$WORK/latch.err" | grep -v 'RECORDING IS OFF' | sort |
 kill "$LATCH_PID" 2>/dev/null || true
 wait "$LATCH_PID" 2>/dev/null || true
 LATCH_PID=
-for pid in "${SSHD_PIDS[@]}"; do
-    kill -- "-$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-done
+bench_stop_target
 SSHD_PIDS=()
-read -r BUSY1 TOTAL1 < <(cpu_ticks)
+read -r BUSY1 TOTAL1 < <(bench_cpu_ticks)
 OWN1=$(own_ticks)
 awk -v b=$((BUSY1 - BUSY0)) -v t=$((TOTAL1 - TOTAL0)) -v o=$((OWN1 - OWN0)) -v c="$(nproc)" 'BEGIN {
     others = (t > 0) ? (b - o) * c / t : 0

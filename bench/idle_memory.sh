@@ -17,12 +17,8 @@ N_SESSIONS=${N_SESSIONS:-500}
 RECORDING=${RECORDING:-on}
 BATCH=25
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-SSHD=/usr/sbin/sshd
-
-for tool in cargo ssh ssh-keygen "$SSHD"; do
-    command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 1; }
-done
-[[ $(id -u) == 0 ]] || { echo "run as root: the target login is root" >&2; exit 1; }
+source "$ROOT/bench/lib.sh"
+bench_preflight
 case $RECORDING in on) REC_ENABLED=true ;; off) REC_ENABLED=false ;;
     *) echo "RECORDING must be on or off" >&2; exit 2 ;; esac
 mem_available_mib() { awk '/^MemAvailable:/ { print int($2 / 1024) }' /proc/meminfo; }
@@ -36,15 +32,9 @@ ulimit -n "$(ulimit -Hn)"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/bench-memory.XXXXXX")
 mkdir -p "$WORK/clients"
 LATCH_PID=
-SSHD_PID=
 TARGET_PORT=
 CLIENTS=()
-target_leftovers() {
-    [[ -n $TARGET_PORT ]] || return 0
-    grep -lsxz "SSH_CONNECTION=127.0.0.1 [0-9]* 127.0.0.1 $TARGET_PORT" /proc/[0-9]*/environ |
-        cut -d/ -f3
-    return 0
-}
+target_leftovers() { bench_target_leftovers $TARGET_PORT; }
 stop_clients() {
     local pid
     for pid in "${CLIENTS[@]}"; do kill "$pid" 2>/dev/null || true; done
@@ -55,62 +45,17 @@ cleanup() {
     set +e
     stop_clients
     [[ -n $LATCH_PID ]] && kill "$LATCH_PID" 2>/dev/null && wait "$LATCH_PID" 2>/dev/null
-    [[ -n $SSHD_PID ]] && kill -- "-$SSHD_PID" 2>/dev/null && wait "$SSHD_PID" 2>/dev/null
-    # Only the `sleep` commands: a login shell still in ~/.bashrc may hold a lock there (pyenv
-    # rehash's, for one), and killing it would leave the lock behind for every later login.
-    local pid comm
-    for pid in $(target_leftovers); do
-        read -r comm 2>/dev/null <"/proc/$pid/comm" && [[ $comm == sleep ]] && kill "$pid" 2>/dev/null
-    done
+    bench_stop_target $TARGET_PORT
     rm -rf "$WORK"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-echo "== building latch (release)"
-(cd "$ROOT" && cargo build --release -p latch --quiet)
-LATCH="$WORK/bench-broker"
-cp "$ROOT/target/release/latch" "$LATCH"
-
-ssh-keygen -q -t ed25519 -N '' -C bench@client -f "$WORK/client"
-ssh-keygen -q -t ed25519 -N '' -C bench@target -f "$WORK/target_host_key"
-HOST_KEY=$(cut -d' ' -f1-2 "$WORK/target_host_key.pub")
-CLIENT_KEY=$(cut -d' ' -f1-2 "$WORK/client.pub")
+bench_build_latch
+bench_keys
 STATE="$WORK/latch-data"
-
-# --- target sshd ------------------------------------------------------------------------------
-mkdir -p /run/sshd
-for _ in $(seq 20); do
-    port=$((20000 + RANDOM % 40000))
-    cat >"$WORK/sshd_config" <<EOF
-Port $port
-ListenAddress 127.0.0.1
-HostKey $WORK/target_host_key
-TrustedUserCAKeys $STATE/user_ca_key.pub
-AuthorizedKeysFile none
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-StrictModes no
-PidFile $WORK/sshd.pid
-LogLevel ERROR
-Subsystem sftp internal-sftp
-PermitRootLogin yes
-PrintMotd no
-MaxStartups 1000
-EOF
-    setsid "$SSHD" -D -e -f "$WORK/sshd_config" >"$WORK/sshd.log" 2>&1 &
-    SSHD_PID=$!
-    for _ in $(seq 100); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then TARGET_PORT=$port; break; fi
-        kill -0 "$SSHD_PID" 2>/dev/null || break
-        sleep 0.05
-    done
-    [[ -n $TARGET_PORT ]] && break
-    kill "$SSHD_PID" 2>/dev/null && wait "$SSHD_PID" 2>/dev/null || true
-    SSHD_PID=
-done
-[[ -n $TARGET_PORT ]] || { echo "sshd did not start:" >&2; cat "$WORK/sshd.log" >&2; exit 1; }
+bench_start_sshd target "$STATE/user_ca_key.pub"
+TARGET_PORT=$SSHD_PORT
 
 # --- latch serve -------------------------------------------------------------------------------
 cat >"$WORK/bastion.toml" <<EOF
@@ -135,50 +80,11 @@ host_keys = ["$HOST_KEY"]
 [recordings]
 enabled = $REC_ENABLED
 EOF
-"$LATCH" config check --config "$WORK/bastion.toml" >/dev/null
-"$LATCH" serve --config "$WORK/bastion.toml" --listen 127.0.0.1:0 \
-    >"$WORK/latch.out" 2>"$WORK/latch.err" &
-LATCH_PID=$!
-LATCH_PORT=
-for _ in $(seq 200); do
-    if line=$(grep -m1 '^latch listening on ' "$WORK/latch.out" 2>/dev/null); then
-        LATCH_PORT=${line##*:}
-        break
-    fi
-    kill -0 "$LATCH_PID" 2>/dev/null || break
-    sleep 0.05
-done
-[[ -n $LATCH_PORT ]] || { echo "latch serve did not start:" >&2; cat "$WORK/latch.out" "$WORK/latch.err" >&2; exit 1; }
+bench_start_latch "$WORK"
+LATCH_PID=$BROKER_PID LATCH_PORT=$BROKER_PORT
 
-SSH=(ssh -F /dev/null -o IdentitiesOnly=yes -o IdentityAgent=none -o BatchMode=yes
-     -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR
-     -i "$WORK/client" -p "$LATCH_PORT")
+SSH=("${bench_ssh[@]}" -i "$WORK/client" -p "$LATCH_PORT")
 bastion() { "${SSH[@]}" bench@127.0.0.1 "$@"; }
-# sshd runs each command through root's login shell, which reads ~/.bashrc. Where that does
-# real work (on the machine these figures come from, `pyenv init` runs `pyenv rehash`, which
-# is serialised on a lock file and retried every 0.1 s), N logins at once keep both CPUs busy
-# long after the sessions are up. So the measurement waits until every session is down to
-# its `sleep 600` and nothing else of ours runs on the target.
-commands_settled() {
-    local pid comm sleeping=0 others=0
-    for pid in $(target_leftovers); do
-        read -r comm 2>/dev/null <"/proc/$pid/comm" || continue
-        if [[ $comm == sleep ]]; then sleeping=$((sleeping + 1)); else others=$((others + 1)); fi
-    done
-    ((sleeping >= N_SESSIONS && others == 0))
-}
-wait_commands_settled() {
-    local start=$SECONDS
-    for _ in $(seq 600); do
-        if commands_settled; then
-            echo "== every session runs its sleep 600 and nothing else ($((SECONDS - start)) s after the sessions were up)"
-            return 0
-        fi
-        sleep 0.5
-    done
-    echo "the target's commands did not settle within 300 s" >&2
-    exit 1
-}
 connected() { grep -c '"type":"session_connected"' "$STATE/events.jsonl" || true; }
 ended() { grep -c '"type":"session_ended"' "$STATE/events.jsonl" || true; }
 sealed() { grep -c '"type":"recording_sealed"' "$STATE/events.jsonl" || true; }
@@ -246,7 +152,7 @@ done
 LIVE=$(live_sessions)
 echo "== sessions --json lists $LIVE live sessions"
 ((LIVE == N_SESSIONS)) || { echo "expected $N_SESSIONS" >&2; exit 1; }
-wait_commands_settled
+bench_wait_commands_settled "$N_SESSIONS" "$TARGET_PORT"
 sleep 3
 LOADED_RSS=$(status_of "$LATCH_PID" VmRSS)
 LOADED_ANON=$(status_of "$LATCH_PID" RssAnon)

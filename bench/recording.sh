@@ -18,89 +18,36 @@ set -euo pipefail
 SEQ_N=${SEQ_N:-3000000}
 RUNS=${RUNS:-7}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-SSHD=/usr/sbin/sshd
 CLK_TCK=$(getconf CLK_TCK)
-
-for tool in cargo ssh ssh-keygen "$SSHD"; do
-    command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 1; }
-done
-[[ $(id -u) == 0 ]] || { echo "run as root: the target login is root" >&2; exit 1; }
-[[ -n ${EPOCHREALTIME:-} ]] || { echo "needs bash 5 (EPOCHREALTIME)" >&2; exit 1; }
+source "$ROOT/bench/lib.sh"
+bench_preflight
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/bench-recording.XXXXXX")
-SSHD_PID=
 TARGET_PORT=
 declare -A LATCH_PID=() LATCH_PORT=()
-target_leftovers() {
-    [[ -n $TARGET_PORT ]] || return 0
-    grep -lsxz "SSH_CONNECTION=127.0.0.1 [0-9]* 127.0.0.1 $TARGET_PORT" /proc/[0-9]*/environ |
-        cut -d/ -f3
-    return 0
-}
 cleanup() {
     set +e
     local b
     for b in "${!LATCH_PID[@]}"; do
         kill "${LATCH_PID[$b]}" 2>/dev/null && wait "${LATCH_PID[$b]}" 2>/dev/null
     done
-    [[ -n $SSHD_PID ]] && kill -- "-$SSHD_PID" 2>/dev/null && wait "$SSHD_PID" 2>/dev/null
-    # Only the `sleep` commands: a login shell still in ~/.bashrc may hold a lock there (pyenv
-    # rehash's, for one), and killing it would leave the lock behind for every later login.
-    local pid comm
-    for pid in $(target_leftovers); do
-        read -r comm 2>/dev/null <"/proc/$pid/comm" && [[ $comm == sleep ]] && kill "$pid" 2>/dev/null
-    done
+    bench_stop_target $TARGET_PORT
     rm -rf "$WORK"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-echo "== building latch (release)"
-(cd "$ROOT" && cargo build --release -p latch --quiet)
-LATCH="$WORK/bench-broker"
-cp "$ROOT/target/release/latch" "$LATCH"
-
-ssh-keygen -q -t ed25519 -N '' -C bench@client -f "$WORK/client"
-ssh-keygen -q -t ed25519 -N '' -C bench@target -f "$WORK/target_host_key"
-HOST_KEY=$(cut -d' ' -f1-2 "$WORK/target_host_key.pub")
-CLIENT_KEY=$(cut -d' ' -f1-2 "$WORK/client.pub")
+bench_build_latch
+bench_keys
 
 # --- target sshd: trusts both brokers' CAs ----------------------------------------------------
-mkdir -p /run/sshd "$WORK/on" "$WORK/off"
-for _ in $(seq 20); do
-    port=$((20000 + RANDOM % 40000))
-    cat >"$WORK/sshd_config" <<EOF
-Port $port
-ListenAddress 127.0.0.1
-HostKey $WORK/target_host_key
-TrustedUserCAKeys $WORK/trusted_cas
-AuthorizedKeysFile none
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-StrictModes no
-PidFile $WORK/sshd.pid
-LogLevel ERROR
-Subsystem sftp internal-sftp
-PermitRootLogin yes
-PrintMotd no
-EOF
-    setsid "$SSHD" -D -e -f "$WORK/sshd_config" >"$WORK/sshd.log" 2>&1 &
-    SSHD_PID=$!
-    for _ in $(seq 100); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then TARGET_PORT=$port; break; fi
-        kill -0 "$SSHD_PID" 2>/dev/null || break
-        sleep 0.05
-    done
-    [[ -n $TARGET_PORT ]] && break
-    kill "$SSHD_PID" 2>/dev/null && wait "$SSHD_PID" 2>/dev/null || true
-    SSHD_PID=
-done
-[[ -n $TARGET_PORT ]] || { echo "sshd did not start:" >&2; cat "$WORK/sshd.log" >&2; exit 1; }
+mkdir -p "$WORK/on" "$WORK/off"
+bench_start_sshd target "$WORK/trusted_cas"
+TARGET_PORT=$SSHD_PORT
 
 # --- two brokers: recording on, recording off ----------------------------------------------------
 start_broker() {
-    local name=$1 enabled=$2 dir="$WORK/$1" pid port=
+    local name=$1 enabled=$2 dir="$WORK/$1"
     cat >"$dir/bastion.toml" <<EOF
 [server]
 state_dir = "./latch-data"
@@ -123,49 +70,18 @@ host_keys = ["$HOST_KEY"]
 [recordings]
 enabled = $enabled
 EOF
-    "$LATCH" config check --config "$dir/bastion.toml" >/dev/null
-    "$LATCH" serve --config "$dir/bastion.toml" --listen 127.0.0.1:0 \
-        >"$dir/latch.out" 2>"$dir/latch.err" &
-    pid=$!
-    LATCH_PID[$name]=$pid
-    for _ in $(seq 200); do
-        if line=$(grep -m1 '^latch listening on ' "$dir/latch.out" 2>/dev/null); then
-            port=${line##*:}
-            break
-        fi
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.05
-    done
-    [[ -n $port ]] || { echo "latch serve ($name) did not start:" >&2; cat "$dir/latch.out" "$dir/latch.err" >&2; exit 1; }
-    LATCH_PORT[$name]=$port
+    bench_start_latch "$dir"
+    LATCH_PID[$name]=$BROKER_PID
+    LATCH_PORT[$name]=$BROKER_PORT
     cat "$dir/latch-data/user_ca_key.pub" >>"$WORK/trusted_cas"
 }
 start_broker on true
 start_broker off false
 
-SSH=(ssh -F /dev/null -o IdentitiesOnly=yes -o IdentityAgent=none -o BatchMode=yes
-     -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR
-     -i "$WORK/client")
+SSH=("${bench_ssh[@]}" -i "$WORK/client")
 via() { local b=$1; shift; "${SSH[@]}" -p "${LATCH_PORT[$b]}" root@tgt@127.0.0.1 "$@"; }
 ended() { grep -c '"type":"session_ended"' "$WORK/$1/latch-data/events.jsonl" || true; }
 broker_ticks() { awk '{print $14 + $15}' "/proc/${LATCH_PID[$1]}/stat"; }
-cpu_ticks() { awk '/^cpu /{ print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat; }
-# Waits (at most QUIET_WAIT seconds, default 120) until the CPUs are nearly idle, three
-# seconds in a row under 25% busy, so a measurement does not start in the middle of someone
-# else's build on a shared machine. Says so when it gives up.
-wait_quiet() {
-    local deadline=$((SECONDS + ${QUIET_WAIT:-120})) calm=0 b0 t0 b1 t1
-    read -r b0 t0 < <(cpu_ticks)
-    while ((SECONDS < deadline)); do
-        sleep 1
-        read -r b1 t1 < <(cpu_ticks)
-        if (((b1 - b0) * 100 < 25 * (t1 - t0))); then calm=$((calm + 1)); else calm=0; fi
-        b0=$b1 t0=$t1
-        ((calm >= 3)) && return 0
-    done
-    echo "   (the CPUs did not quiet down within ${QUIET_WAIT:-120} s; expect noisier figures)"
-}
-
 echo "== $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores," \
      "load average $(cut -d' ' -f1-3 /proc/loadavg)"
 via on true && via off true
@@ -192,7 +108,7 @@ flood() {
 echo "== flood: seq 1 $SEQ_N ($FLOOD_BYTES bytes, more on the wire with the pty's CRLF), $RUNS runs per broker, alternating"
 flood on && flood off   # warm-up
 WALL=() CPU=()
-wait_quiet
+bench_wait_quiet
 for i in $(seq "$RUNS"); do
     if ((i % 2)); then flood on; flood off; else flood off; flood on; fi
 done
@@ -234,7 +150,7 @@ typist() {
     printf 'exit\r'
     sleep 1
 }
-wait_quiet
+bench_wait_quiet
 echo "== interactive session: ${#COMMANDS[@]} commands typed at about 12 keys a second with pauses"
 e0=$(ended on)
 start=${EPOCHREALTIME/[.,]/}

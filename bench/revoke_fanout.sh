@@ -24,13 +24,8 @@ N_SESSIONS=${N_SESSIONS:-200}
 RECORDING=${RECORDING:-on}
 BATCH=25
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-SSHD=/usr/sbin/sshd
-
-for tool in cargo ssh ssh-keygen "$SSHD"; do
-    command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 1; }
-done
-[[ $(id -u) == 0 ]] || { echo "run as root: the target login is root" >&2; exit 1; }
-[[ -n ${EPOCHREALTIME:-} ]] || { echo "needs bash 5 (EPOCHREALTIME)" >&2; exit 1; }
+source "$ROOT/bench/lib.sh"
+bench_preflight
 case $RECORDING in on) REC_ENABLED=true ;; off) REC_ENABLED=false ;;
     *) echo "RECORDING must be on or off" >&2; exit 2 ;; esac
 CPUS=$(nproc)
@@ -47,80 +42,25 @@ ulimit -n "$(ulimit -Hn)"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/bench-revoke.XXXXXX")
 mkdir -p "$WORK/clients"
 LATCH_PID=
-SSHD_PID=
 TARGET_PORT=
 WRAPPERS=()
-# Commands the cut sessions left running on the target (sshd does not end a no-pty
-# command when its connection closes): those whose SSH_CONNECTION names our target's port.
-target_leftovers() {
-    [[ -n $TARGET_PORT ]] || return 0
-    grep -lsxz "SSH_CONNECTION=127.0.0.1 [0-9]* 127.0.0.1 $TARGET_PORT" /proc/[0-9]*/environ |
-        cut -d/ -f3
-    return 0
-}
 cleanup() {
     set +e
     local f
     for f in "$WORK"/clients/*.pid; do [[ -e $f ]] && kill "$(cat "$f")" 2>/dev/null; done
     for f in "${WRAPPERS[@]}"; do wait "$f" 2>/dev/null; done
     [[ -n $LATCH_PID ]] && kill "$LATCH_PID" 2>/dev/null && wait "$LATCH_PID" 2>/dev/null
-    [[ -n $SSHD_PID ]] && kill -- "-$SSHD_PID" 2>/dev/null && wait "$SSHD_PID" 2>/dev/null
-    # Only the `sleep` commands: a login shell still in ~/.bashrc may hold a lock there (pyenv
-    # rehash's, for one), and killing it would leave the lock behind for every later login.
-    local pid comm
-    for pid in $(target_leftovers); do
-        read -r comm 2>/dev/null <"/proc/$pid/comm" && [[ $comm == sleep ]] && kill "$pid" 2>/dev/null
-    done
+    bench_stop_target $TARGET_PORT
     rm -rf "$WORK"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-echo "== building latch (release)"
-(cd "$ROOT" && cargo build --release -p latch --quiet)
-LATCH="$WORK/bench-broker"
-cp "$ROOT/target/release/latch" "$LATCH"
-
-ssh-keygen -q -t ed25519 -N '' -C bench@client -f "$WORK/client"
-ssh-keygen -q -t ed25519 -N '' -C bench@target -f "$WORK/target_host_key"
-HOST_KEY=$(cut -d' ' -f1-2 "$WORK/target_host_key.pub")
-CLIENT_KEY=$(cut -d' ' -f1-2 "$WORK/client.pub")
+bench_build_latch
+bench_keys
 STATE="$WORK/latch-data"
-
-# --- target sshd ------------------------------------------------------------------------------
-mkdir -p /run/sshd
-for _ in $(seq 20); do
-    port=$((20000 + RANDOM % 40000))
-    cat >"$WORK/sshd_config" <<EOF
-Port $port
-ListenAddress 127.0.0.1
-HostKey $WORK/target_host_key
-TrustedUserCAKeys $STATE/user_ca_key.pub
-AuthorizedKeysFile none
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-StrictModes no
-PidFile $WORK/sshd.pid
-LogLevel ERROR
-Subsystem sftp internal-sftp
-PermitRootLogin yes
-PrintMotd no
-MaxStartups 1000
-EOF
-    : >"$WORK/sshd.log"
-    setsid "$SSHD" -D -e -f "$WORK/sshd_config" >"$WORK/sshd.log" 2>&1 &
-    SSHD_PID=$!
-    for _ in $(seq 100); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then TARGET_PORT=$port; break; fi
-        kill -0 "$SSHD_PID" 2>/dev/null || break
-        sleep 0.05
-    done
-    [[ -n $TARGET_PORT ]] && break
-    kill "$SSHD_PID" 2>/dev/null && wait "$SSHD_PID" 2>/dev/null || true
-    SSHD_PID=
-done
-[[ -n $TARGET_PORT ]] || { echo "sshd did not start:" >&2; cat "$WORK/sshd.log" >&2; exit 1; }
+bench_start_sshd target "$STATE/user_ca_key.pub"
+TARGET_PORT=$SSHD_PORT
 
 # --- latch serve -------------------------------------------------------------------------------
 cat >"$WORK/bastion.toml" <<EOF
@@ -149,24 +89,10 @@ host_keys = ["$HOST_KEY"]
 [recordings]
 enabled = $REC_ENABLED
 EOF
-"$LATCH" config check --config "$WORK/bastion.toml" >/dev/null
-"${BROKER_CPU[@]}" "$LATCH" serve --config "$WORK/bastion.toml" --listen 127.0.0.1:0 \
-    >"$WORK/latch.out" 2>"$WORK/latch.err" &
-LATCH_PID=$!
-LATCH_PORT=
-for _ in $(seq 200); do
-    if line=$(grep -m1 '^latch listening on ' "$WORK/latch.out" 2>/dev/null); then
-        LATCH_PORT=${line##*:}
-        break
-    fi
-    kill -0 "$LATCH_PID" 2>/dev/null || break
-    sleep 0.05
-done
-[[ -n $LATCH_PORT ]] || { echo "latch serve did not start:" >&2; cat "$WORK/latch.out" "$WORK/latch.err" >&2; exit 1; }
+bench_start_latch "$WORK" "${BROKER_CPU[@]}"
+LATCH_PID=$BROKER_PID LATCH_PORT=$BROKER_PORT
 
-SSH=(ssh -F /dev/null -o IdentitiesOnly=yes -o IdentityAgent=none -o BatchMode=yes
-     -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR
-     -i "$WORK/client" -p "$LATCH_PORT")
+SSH=("${bench_ssh[@]}" -i "$WORK/client" -p "$LATCH_PORT")
 bastion() { "${SSH[@]}" bench@127.0.0.1 "$@"; }
 
 GRANT=$(bastion request --role fanout --hosts tgt --duration 4h --reason bench --json |
@@ -178,47 +104,6 @@ echo "== $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(
 echo "== grant $GRANT; starting $N_SESSIONS sessions in batches of $BATCH (recording $RECORDING)$(
     [[ ${PIN_BROKER:-} == 1 ]] && echo "; broker alone on CPU $((CPUS - 1)), everything else on CPUs 0-$((CPUS - 2))")"
 
-# sshd runs each command through root's login shell, which reads ~/.bashrc. Where that does
-# real work (on the machine these figures come from, `pyenv init` runs `pyenv rehash`, which
-# is serialised on a lock file and retried every 0.1 s), N logins at once keep both CPUs busy
-# long after the sessions are up. So the measurement waits until every session is down to
-# its `sleep 600` and nothing else of ours runs on the target.
-commands_settled() {
-    local pid comm sleeping=0 others=0
-    for pid in $(target_leftovers); do
-        read -r comm 2>/dev/null <"/proc/$pid/comm" || continue
-        if [[ $comm == sleep ]]; then sleeping=$((sleeping + 1)); else others=$((others + 1)); fi
-    done
-    ((sleeping >= N_SESSIONS && others == 0))
-}
-wait_commands_settled() {
-    local start=$SECONDS
-    for _ in $(seq 600); do
-        if commands_settled; then
-            echo "== every session runs its sleep 600 and nothing else ($((SECONDS - start)) s after the sessions were up)"
-            return 0
-        fi
-        sleep 0.5
-    done
-    echo "the target's commands did not settle within 300 s" >&2
-    exit 1
-}
-cpu_ticks() { awk '/^cpu /{ print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat; }
-# Waits (at most QUIET_WAIT seconds, default 120) until the CPUs are nearly idle, three
-# seconds in a row under 25% busy, so a measurement does not start in the middle of someone
-# else's build on a shared machine. Says so when it gives up.
-wait_quiet() {
-    local deadline=$((SECONDS + ${QUIET_WAIT:-120})) calm=0 b0 t0 b1 t1
-    read -r b0 t0 < <(cpu_ticks)
-    while ((SECONDS < deadline)); do
-        sleep 1
-        read -r b1 t1 < <(cpu_ticks)
-        if (((b1 - b0) * 100 < 25 * (t1 - t0))); then calm=$((calm + 1)); else calm=0; fi
-        b0=$b1 t0=$t1
-        ((calm >= 3)) && return 0
-    done
-    echo "   (the CPUs did not quiet down within ${QUIET_WAIT:-120} s; expect noisier figures)"
-}
 connected() { grep -c '"type":"session_connected"' "$STATE/events.jsonl" || true; }
 live_sessions() { bastion sessions --json | grep -o '"id": *"s[0-9]*"' | wc -l; }
 
@@ -257,8 +142,8 @@ done
 LIVE=$(live_sessions)
 echo "== sessions --json lists $LIVE live sessions"
 ((LIVE == N_SESSIONS)) || { echo "expected $N_SESSIONS" >&2; exit 1; }
-wait_commands_settled
-wait_quiet
+bench_wait_commands_settled "$N_SESSIONS" "$TARGET_PORT"
+bench_wait_quiet
 
 # How long a small synchronous write takes on the state directory's disk right now: the
 # broker's log appends and recording seals each wait for one or more.
@@ -268,7 +153,7 @@ rm -f "$WORK/fsync-probe"
 
 # --- the revoke --------------------------------------------------------------------------------
 broker_ticks() { awk '{ print $14 + $15 }' "/proc/$LATCH_PID/stat"; }
-read -r BUSY0 ALL0 < <(cpu_ticks)
+read -r BUSY0 ALL0 < <(bench_cpu_ticks)
 B0=$(broker_ticks)
 T0=${EPOCHREALTIME/[.,]/}
 bastion revoke "$GRANT" --reason bench >"$WORK/revoke.out" 2>&1
@@ -278,7 +163,7 @@ for _ in $(seq 600); do
     sleep 0.05
 done
 T2=${EPOCHREALTIME/[.,]/}
-read -r BUSY1 ALL1 < <(cpu_ticks)
+read -r BUSY1 ALL1 < <(bench_cpu_ticks)
 B1=$(broker_ticks)
 EXITED=$(wc -l <"$WORK/exits")
 ENDED=$(grep -c '"cause":"revoked"' "$STATE/events.jsonl" || true)

@@ -937,7 +937,9 @@ fn a_client_that_vanishes_mid_command_ends_its_session_and_the_broker_goes_idle(
     // return to idle.
     let w = world();
     w.grant("quick", "1h");
-    let (client, id) = w.running(&w.alice, &format!("root@{DB}"), "echo started; sleep 600");
+    // sshd does not end a command without a pty when its connection closes, so keep it
+    // short enough not to outlive the test run by much, long enough to outlast the checks.
+    let (client, id) = w.running(&w.alice, &format!("root@{DB}"), "echo started; sleep 30");
     // SIGTERM, as a shell's `kill` or a logout sends: ssh exits without closing the channel.
     let pid = client.id().to_string();
     run(
