@@ -128,8 +128,8 @@ pub async fn run(
         crate::hint::set_port(addr.port());
     }
     let config = Arc::new(server::config(prepared.host_key));
-    let registry = Arc::new(SessionRegistry::default());
     let recordings = Arc::clone(&prepared.recordings);
+    let registry = Arc::new(SessionRegistry::new(Arc::clone(recordings.cuts())));
     let leftovers = recording::recover::seal_leftovers(&recordings, &prepared.broker).await;
     if leftovers > 0 {
         tracing::warn!(

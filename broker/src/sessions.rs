@@ -19,9 +19,9 @@ use policy::{Event, GrantId};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -52,6 +52,44 @@ pub struct LiveSession {
     /// The grant's current expiry (None for standing roles); moved by approved extensions.
     pub deadline: watch::Sender<Option<DateTime<Utc>>>,
     cut: Mutex<Option<Cut>>,
+    /// Counted in the registry's [`CutsInFlight`] until the session has closed.
+    in_flight: AtomicBool,
+}
+
+/// How many sessions the registry has cut that have not closed yet. Recorders wait for it
+/// to reach zero (for a bounded time) before sealing: when a revoke cuts 200 sessions, the
+/// cuts get the CPU first and the 200 seals (file writes and fsyncs) follow.
+#[derive(Debug, Default)]
+pub struct CutsInFlight {
+    count: AtomicUsize,
+    settled: tokio::sync::Notify,
+}
+
+impl CutsInFlight {
+    fn begin(&self) {
+        self.count.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn end(&self) {
+        if self.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.settled.notify_waiters();
+        }
+    }
+
+    /// Return once no cut is in flight, or after `at_most`.
+    pub async fn settled(&self, at_most: Duration) {
+        let _ = tokio::time::timeout(at_most, async {
+            loop {
+                // Registered before the check, so an `end` in between is not missed.
+                let settled = self.settled.notified();
+                if self.count.load(Ordering::SeqCst) == 0 {
+                    return;
+                }
+                settled.await;
+            }
+        })
+        .await;
+    }
 }
 
 /// What `sessions` shows.
@@ -96,6 +134,7 @@ impl LiveSession {
             stop: CancellationToken::new(),
             deadline: watch::channel(deadline).0,
             cut: Mutex::new(None),
+            in_flight: AtomicBool::new(false),
         }
     }
 
@@ -106,19 +145,23 @@ impl LiveSession {
         }
     }
 
-    /// Cut this session (the first cut wins; later ones keep its reason).
-    pub fn cut(&self, cause: &'static str, message: String) {
-        {
+    /// Cut this session (the first cut wins; later ones keep its reason). True for the
+    /// first cut.
+    pub fn cut(&self, cause: &'static str, message: String) -> bool {
+        let first = {
             let mut c = self.cut.lock().unwrap_or_else(|p| p.into_inner());
-            if c.is_none() {
+            let first = c.is_none();
+            if first {
                 *c = Some(Cut {
                     cause,
                     message,
                     decided: Instant::now(),
                 });
             }
-        }
+            first
+        };
         self.stop.cancel();
+        first
     }
 
     pub fn cut_reason(&self) -> Option<Cut> {
@@ -146,6 +189,7 @@ impl LiveSession {
 #[derive(Default)]
 pub struct SessionRegistry {
     sessions: Mutex<HashMap<SessionId, Arc<LiveSession>>>,
+    cuts: Arc<CutsInFlight>,
 }
 
 impl SessionRegistry {
@@ -157,8 +201,20 @@ impl SessionRegistry {
         self.lock().insert(s.id, s);
     }
 
+    /// A registry whose cuts are counted in `cuts` (shared with the recorders).
+    pub fn new(cuts: Arc<CutsInFlight>) -> SessionRegistry {
+        SessionRegistry {
+            sessions: Mutex::default(),
+            cuts,
+        }
+    }
+
+    /// The session has closed.
     pub fn remove(&self, id: &SessionId) {
-        self.lock().remove(id);
+        let removed = self.lock().remove(id);
+        if removed.is_some_and(|s| s.in_flight.swap(false, Ordering::SeqCst)) {
+            self.cuts.end();
+        }
     }
 
     pub fn get(&self, id: &SessionId) -> Option<Arc<LiveSession>> {
@@ -190,11 +246,17 @@ impl SessionRegistry {
         cause: &'static str,
         message: impl Fn(&LiveSession) -> String,
     ) -> usize {
-        let targets: Vec<_> = self.lock().values().filter(|s| which(s)).cloned().collect();
-        for s in &targets {
-            s.cut(cause, message(s));
+        // Under the registry's lock, so a session cannot close (and leave the count) between
+        // being counted and being cut.
+        let sessions = self.lock();
+        let mut n = 0;
+        for s in sessions.values().filter(|s| which(s)) {
+            n += 1;
+            if s.cut(cause, message(s)) && !s.in_flight.swap(true, Ordering::SeqCst) {
+                self.cuts.begin();
+            }
         }
-        targets.len()
+        n
     }
 }
 
@@ -315,5 +377,65 @@ pub async fn run_severing(
             }
             Err(broadcast::error::RecvError::Closed) => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(id: u64) -> Arc<LiveSession> {
+        Arc::new(LiveSession::new(
+            SessionId(id),
+            "alice".into(),
+            "root".into(),
+            "db".into(),
+            AllowedBy::Grant(GrantId(1)),
+            "quick".into(),
+            Utc::now(),
+            "127.0.0.1:1".parse().expect("address"),
+            None,
+        ))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn seals_wait_for_the_cuts_of_a_fan_out_and_no_longer() {
+        let cuts = Arc::new(CutsInFlight::default());
+        let registry = SessionRegistry::new(Arc::clone(&cuts));
+        for id in 1..=3 {
+            registry.register(session(id));
+        }
+        assert_eq!(
+            registry.cut_where(|_| true, "revoked", |_| "gone".into()),
+            3
+        );
+        // A second cut of the same sessions counts nothing twice.
+        registry.cut_where(|_| true, "killed", |_| "gone".into());
+
+        let waiter = tokio::spawn({
+            let cuts = Arc::clone(&cuts);
+            async move { cuts.settled(Duration::from_secs(60)).await }
+        });
+        registry.remove(&SessionId(1));
+        registry.remove(&SessionId(2));
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished(), "one cut is still in flight");
+        registry.remove(&SessionId(3));
+        tokio::time::timeout(Duration::from_secs(1), waiter)
+            .await
+            .expect("settled once the last cut closed")
+            .expect("task");
+
+        // A cut that never closes holds seals back only for the bound given.
+        registry.register(session(4));
+        registry.cut_where(|_| true, "revoked", |_| "gone".into());
+        let started = tokio::time::Instant::now();
+        cuts.settled(Duration::from_secs(2)).await;
+        assert_eq!(started.elapsed(), Duration::from_secs(2));
+        // A session that closes without having been cut by the registry leaves the count alone.
+        registry.register(session(5));
+        registry.remove(&SessionId(5));
+        registry.remove(&SessionId(4));
+        assert_eq!(cuts.count.load(Ordering::SeqCst), 0);
     }
 }

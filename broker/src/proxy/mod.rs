@@ -570,7 +570,7 @@ impl ProxySession {
                 live.cut(
                 "relay_overflow",
                 "the client sent faster than it read, past latch's relay limit. This session is closed.".into(),
-            )
+            );
             },
         ));
         let pty = Arc::new(std::sync::atomic::AtomicBool::new(false));

@@ -18,6 +18,9 @@ use tokio::sync::mpsc;
 /// A crash loses at most this much of a recording.
 const SYNC_EVERY: Duration = Duration::from_secs(1);
 
+/// How long a seal waits for a fan-out's cuts to finish before it goes ahead anyway.
+const SEAL_AFTER_CUTS_AT_MOST: Duration = Duration::from_secs(2);
+
 /// An open asciicast file.
 struct Cast {
     writer: CastWriter,
@@ -342,6 +345,7 @@ impl ChannelRecording {
         // Held until the seal is on disk and in the log (see `seal_gate`). The semaphore is
         // never closed, so acquiring cannot fail; if it did, sealing anyway is right.
         let store = Arc::clone(&self.store);
+        store.cuts.settled(SEAL_AFTER_CUTS_AT_MOST).await;
         let _turn = store.seal_gate.acquire().await;
         let cast_ref = match self.cast.take() {
             Some(mut c) => {

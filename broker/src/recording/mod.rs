@@ -24,7 +24,7 @@ pub mod recover;
 pub mod retention;
 
 use crate::broker::Broker;
-use crate::sessions::LiveSession;
+use crate::sessions::{CutsInFlight, LiveSession};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use recorder::manifest::{ChannelKind, Forward, Origin, RecordingName, Request};
@@ -62,6 +62,8 @@ pub struct RecordingStore {
     /// take a thread per seal and starve the cuts still in flight of CPU. Seals are not
     /// urgent: the cut is. See BENCHMARKING.md (revoke fan-out).
     seal_gate: tokio::sync::Semaphore,
+    /// Sessions cut and not yet closed; seals wait for them (see [`CutsInFlight`]).
+    cuts: Arc<CutsInFlight>,
 }
 
 /// The files of one recording.
@@ -91,11 +93,17 @@ impl RecordingStore {
             key,
             tasks: TaskTracker::new(),
             seal_gate: tokio::sync::Semaphore::new(1),
+            cuts: Arc::default(),
         })
     }
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The count of cuts in flight the session registry keeps and the seals wait on.
+    pub fn cuts(&self) -> &Arc<CutsInFlight> {
+        &self.cuts
     }
 
     pub fn key(&self) -> &PrivateKey {
