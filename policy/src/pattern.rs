@@ -351,8 +351,47 @@ impl Serialize for HostPattern {
 
 impl<'de> Deserialize<'de> for HostPattern {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        HostPattern::parse(&s).map_err(serde::de::Error::custom)
+        struct Text;
+        impl serde::de::Visitor<'_> for Text {
+            type Value = HostPattern;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a host pattern")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<HostPattern, E> {
+                HostPattern::parse_shared(text).map_err(E::custom)
+            }
+        }
+        d.deserialize_str(Text)
+    }
+}
+
+/// Patterns compiled on this thread, by their text, so decoding the event log (a
+/// `requested` event per grant, a few hundred distinct patterns among hundreds of thousands)
+/// compiles each pattern once and every grant with that pattern shares one copy. Bounded:
+/// past `SHARED_MAX` distinct patterns new ones are compiled and not kept. Patterns are
+/// immutable, so sharing changes nothing but time and memory.
+const SHARED_MAX: usize = 4096;
+
+thread_local! {
+    static SHARED: std::cell::RefCell<std::collections::HashMap<Box<str>, HostPattern>> =
+        std::cell::RefCell::default();
+}
+
+impl HostPattern {
+    /// As [`HostPattern::parse`], reusing the compiled pattern when this thread has seen the
+    /// same text before.
+    pub fn parse_shared(pattern: &str) -> Result<HostPattern, PatternError> {
+        if let Some(hit) = SHARED.with(|m| m.borrow().get(pattern).cloned()) {
+            return Ok(hit);
+        }
+        let parsed = HostPattern::parse(pattern)?;
+        SHARED.with(|m| {
+            let mut m = m.borrow_mut();
+            if m.len() < SHARED_MAX {
+                m.insert(pattern.into(), parsed.clone());
+            }
+        });
+        Ok(parsed)
     }
 }
 
@@ -439,6 +478,20 @@ mod tests {
         ("*é?", "éé", true),
         ("*é?", "é", false),
     ];
+
+    #[test]
+    fn decoded_patterns_are_compiled_once_and_shared() {
+        let a: HostPattern = serde_json::from_str(r#""shared-db-*""#).unwrap();
+        let b: HostPattern = serde_json::from_str(r#""shared-db-*""#).unwrap();
+        assert_eq!(a, HostPattern::parse("shared-db-*").unwrap());
+        assert!(Arc::ptr_eq(&a.tokens, &b.tokens), "one compiled copy");
+        assert!(b.matches("shared-db-7") && !b.matches("db-7"));
+        // Escaped JSON text decodes to the same pattern; a bad one is still refused.
+        let c: HostPattern = serde_json::from_str(r#""shared\u002ddb-*""#).unwrap();
+        assert_eq!(c, a);
+        let bad = serde_json::from_str::<HostPattern>(r#""db-[""#).unwrap_err();
+        assert!(bad.to_string().contains("unclosed '['"), "{bad}");
+    }
 
     #[test]
     fn match_table_follows_go_filepath_match() {
