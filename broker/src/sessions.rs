@@ -76,6 +76,13 @@ impl CutsInFlight {
         }
     }
 
+    /// Every connection is gone (shutdown): nothing is in flight any more, whatever was
+    /// counted.
+    fn clear(&self) {
+        self.count.store(0, Ordering::SeqCst);
+        self.settled.notify_waiters();
+    }
+
     /// Return once no cut is in flight, or after `at_most`.
     pub async fn settled(&self, at_most: Duration) {
         let _ = tokio::time::timeout(at_most, async {
@@ -207,6 +214,15 @@ impl SessionRegistry {
             sessions: Mutex::default(),
             cuts,
         }
+    }
+
+    /// Every connection task has ended or been stopped (shutdown). Sessions whose tasks were
+    /// stopped never close through [`SessionRegistry::remove`]; their seals must not wait.
+    pub fn connections_gone(&self) {
+        for s in self.lock().values() {
+            s.in_flight.store(false, Ordering::SeqCst);
+        }
+        self.cuts.clear();
     }
 
     /// The session has closed.
@@ -437,5 +453,16 @@ mod tests {
         registry.remove(&SessionId(5));
         registry.remove(&SessionId(4));
         assert_eq!(cuts.count.load(Ordering::SeqCst), 0);
+
+        // At shutdown, connection tasks are stopped and never close their sessions: the
+        // seals must not wait for them.
+        registry.register(session(6));
+        registry.cut_where(|_| true, "broker_shutdown", |_| "bye".into());
+        registry.connections_gone();
+        let started = tokio::time::Instant::now();
+        cuts.settled(Duration::from_secs(2)).await;
+        assert_eq!(started.elapsed(), Duration::ZERO);
+        registry.remove(&SessionId(6));
+        assert_eq!(cuts.count.load(Ordering::SeqCst), 0, "no underflow");
     }
 }

@@ -102,5 +102,6 @@ pub async fn serve(
     let drain = async { while connections.join_next().await.is_some() {} };
     let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
     connections.shutdown().await;
+    plane.registry.connections_gone();
     Ok(())
 }
