@@ -197,13 +197,42 @@ impl Grant {
     /// True when this grant lets its user in at `now`: approved, started, not expired.
     /// Extension records never grant access themselves.
     pub fn is_active(&self, now: DateTime<Utc>) -> bool {
-        self.status == GrantStatus::Approved
-            && self.extends.is_none()
-            && matches!((self.starts_at, self.expires_at), (Some(start), Some(end)) if start <= now && now < end)
+        in_force(
+            self.status,
+            self.extends.is_some(),
+            self.starts_at,
+            self.expires_at,
+            now,
+        )
     }
     /// Does this grant's host scope (requested AND narrowing pattern) cover `host`?
     /// The role's own patterns are checked by the decision, not here.
     pub fn covers_host(&self, host: &str) -> bool {
-        self.hosts.matches(host) && self.approved_hosts.as_ref().is_none_or(|p| p.matches(host))
+        scope_covers(&self.hosts, self.approved_hosts.as_ref(), host)
     }
+}
+
+/// The rule for [`Grant::is_active`], shared with the decision's copy of open grants
+/// (`state::open`) so the two cannot drift apart: approved, not an extension record,
+/// started, not expired (expiry exclusive).
+pub(crate) fn in_force(
+    status: GrantStatus,
+    extension: bool,
+    starts_at: Option<DateTime<Utc>>,
+    expires_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> bool {
+    status == GrantStatus::Approved
+        && !extension
+        && matches!((starts_at, expires_at), (Some(start), Some(end)) if start <= now && now < end)
+}
+
+/// The rule for [`Grant::covers_host`]: the requested pattern and, if the approver narrowed
+/// it, the narrowing pattern too.
+pub(crate) fn scope_covers(
+    hosts: &HostPattern,
+    narrowed: Option<&HostPattern>,
+    host: &str,
+) -> bool {
+    hosts.matches(host) && narrowed.is_none_or(|p| p.matches(host))
 }

@@ -120,19 +120,13 @@ impl HostPattern {
 
     /// True when the pattern contains no wildcard, so it names exactly one host.
     pub fn is_literal(&self) -> bool {
-        self.tokens.iter().all(|t| matches!(t, Token::Literal(_)))
+        self.prefix_tokens == self.tokens.len()
     }
 
     /// For a literal pattern, the one host name it matches (escapes removed, so `db\-1`
     /// gives `db-1`); `None` when the pattern has a wildcard.
     pub fn literal(&self) -> Option<String> {
-        self.tokens
-            .iter()
-            .map(|t| match t {
-                Token::Literal(c) => Some(*c),
-                _ => None,
-            })
-            .collect()
+        self.is_literal().then(|| self.prefix.to_string())
     }
 }
 

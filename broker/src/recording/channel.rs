@@ -344,9 +344,8 @@ impl ChannelRecording {
             .unwrap_or_else(|| "closed".to_string());
         // Held until the seal is on disk and in the log (see `seal_gate`). The semaphore is
         // never closed, so acquiring cannot fail; if it did, sealing anyway is right.
-        let store = Arc::clone(&self.store);
-        store.cuts.settled(SEAL_AFTER_CUTS_AT_MOST).await;
-        let _turn = store.seal_gate.acquire().await;
+        self.store.cuts.settled(SEAL_AFTER_CUTS_AT_MOST).await;
+        let _turn = self.store.seal_gate.acquire().await;
         let cast_ref = match self.cast.take() {
             Some(mut c) => {
                 let mut tail = std::mem::take(&mut c.buf);

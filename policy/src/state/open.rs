@@ -12,7 +12,7 @@
 //! and [`State::remove_open`] when it leaves the open set.
 
 use super::State;
-use crate::grant::{Grant, GrantId, GrantStatus};
+use crate::grant::{self, Grant, GrantId, GrantStatus};
 use crate::pattern::HostPattern;
 use chrono::{DateTime, Utc};
 
@@ -47,14 +47,18 @@ impl OpenGrant {
 
     /// As [`Grant::is_active`].
     pub fn is_active(&self, now: DateTime<Utc>) -> bool {
-        self.status == GrantStatus::Approved
-            && !self.extension
-            && matches!((self.starts_at, self.expires_at), (Some(start), Some(end)) if start <= now && now < end)
+        grant::in_force(
+            self.status,
+            self.extension,
+            self.starts_at,
+            self.expires_at,
+            now,
+        )
     }
 
     /// As [`Grant::covers_host`].
     pub fn covers_host(&self, host: &str) -> bool {
-        self.hosts.matches(host) && self.approved_hosts.as_ref().is_none_or(|p| p.matches(host))
+        grant::scope_covers(&self.hosts, self.approved_hosts.as_ref(), host)
     }
 }
 
